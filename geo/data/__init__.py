@@ -1,0 +1,98 @@
+"""Datasets in one in-memory structure.
+
+``Dataset``: ``sequences[subject][action] = Sequence`` with ``poses_3d`` (T, 17, 3) in
+mm, world coordinates (may be None when a dataset has no 3D for a sequence) and
+``poses_2d[camera_id]`` (T, 16, 2) pixels in SH16 order, plus
+``cameras[subject][camera_id] = Camera``.
+
+Loaders: :mod:`geo.data.h36m` (Human3.6M, original 3d-pose-baseline layout and the
+compact pack), :mod:`geo.data.embedded` (the no-dataset default),
+:mod:`geo.data.mpi_inf_3dhp`, :mod:`geo.data.mpii`. :func:`load` picks one by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geo.cameras import Camera
+
+
+class DataError(ValueError):
+    """Bad or missing input. The message names the file and what was expected."""
+
+
+@dataclass
+class Sequence:
+    poses_3d: np.ndarray | None
+    poses_2d: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self):
+        if self.poses_3d is not None:
+            return len(self.poses_3d)
+        return min(len(v) for v in self.poses_2d.values()) if self.poses_2d else 0
+
+
+@dataclass
+class Dataset:
+    name: str
+    source: str
+    sequences: dict[str, dict[str, Sequence]]
+    cameras: dict[str, dict[str, Camera]]
+    fps: float = 10.0
+    notes: str = ""
+    train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+    test_subjects: tuple[str, ...] = ("S9", "S11")
+
+    @property
+    def subjects(self):
+        return list(self.sequences)
+
+    def camera(self, subject: str, camera_id: str) -> Camera:
+        if subject not in self.cameras:
+            raise DataError(f"{self.source}: unknown subject {subject!r}; expected one of {sorted(self.cameras)}")
+        cams = self.cameras[subject]
+        if camera_id not in cams:
+            raise DataError(f"{self.source}: unknown camera {camera_id!r} for {subject}; expected one of {sorted(cams)}")
+        return cams[camera_id]
+
+    def subset(self, subjects) -> "Dataset":
+        """A view on some subjects; raises DataError for an unknown subject."""
+        for s in subjects:
+            if s not in self.sequences:
+                raise DataError(f"{self.source}: unknown subject {s!r}; expected one of {sorted(self.sequences)}")
+        return Dataset(self.name, self.source, {s: self.sequences[s] for s in subjects},
+                       {s: self.cameras[s] for s in subjects if s in self.cameras}, self.fps, self.notes,
+                       tuple(s for s in self.train_subjects if s in subjects),
+                       tuple(s for s in self.test_subjects if s in subjects))
+
+
+def check_array(a: np.ndarray, shape_tail: tuple, where: str, what: str) -> np.ndarray:
+    """Validate a pose array: trailing shape and finite values. Names ``where`` on error."""
+    a = np.asarray(a)
+    if a.ndim != len(shape_tail) + 1 or tuple(a.shape[1:]) != tuple(shape_tail):
+        raise DataError(f"{where}: expected {what} of shape (T, {', '.join(map(str, shape_tail))}), got {a.shape}")
+    if not np.issubdtype(a.dtype, np.number):
+        raise DataError(f"{where}: expected numbers for {what}, got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        raise DataError(f"{where}: {what} contains {bad} NaN/inf values")
+    return a.astype(np.float32, copy=False)
+
+
+def require_dir(path, layout: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: folder not found; expected {layout}")
+    return path
+
+
+def load(name: str = "embedded", **kwargs) -> Dataset:
+    """Load a dataset by name: ``"embedded"`` (no files needed) or a path to a Human3.6M
+    copy, in either the original 3d-pose-baseline layout or the compact pack."""
+    if name in ("embedded", "default", None):
+        from geo.data.embedded import load_embedded
+        return load_embedded(**kwargs)
+    from geo.data.h36m import load_h36m
+    return load_h36m(name, **kwargs)

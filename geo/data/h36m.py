@@ -1,0 +1,188 @@
+"""Human3.6M loaders, two on-disk layouts into one :class:`~geo.data.Dataset`.
+
+1. The original 3d-pose-baseline layout (Martinez et al. 2017, ``h36m.zip``)::
+
+       <root>/cameras.h5
+       <root>/S9/MyPoses/3D_positions/Walking 1.h5           '3D_positions' (96, T) mm, 50 Hz
+       <root>/S9/StackedHourglass/Walking_1.54138969.h5      'poses' (T, 16, 2) px, 50 Hz
+
+   3D keeps the 17 joints ``H36M32_TO_17``; both are subsampled with ``stride``
+   (default 5: 50 Hz -> 10 Hz, frames 0, 5, 10, ...).
+2. The compact pack (``poses_3d.npz``, ``detections_sh.npz``, ``cameras.h5``), already
+   17 joints at 10 Hz (see the pack's README).
+
+Cameras: ``cameras.h5`` groups ``subject{N}/camera{1..4}/{R,T,f,c,k,p,Name}``; the
+world->camera rotation is ``R_h5.T`` (see :mod:`geo.cameras`).
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from geo.cameras import H36M_CAMERA_IDS, Camera
+from geo.data import Dataset, DataError, Sequence, check_array, require_dir
+
+H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
+SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+LAYOUTS = ("Human3.6M in the 3d-pose-baseline layout (cameras.h5 and S*/MyPoses/3D_positions/*.h5, "
+           "S*/StackedHourglass/*.h5) or the compact pack (cameras.h5, poses_3d.npz, detections_sh.npz)")
+
+
+def _h5py():
+    import h5py
+    return h5py
+
+
+def load_cameras(path) -> dict[str, dict[str, Camera]]:
+    """``cameras.h5`` -> {subject: {camera_id: Camera}}."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected the Human3.6M cameras.h5")
+    h5py = _h5py()
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read as HDF5 ({e}); expected the Human3.6M cameras.h5") from e
+    out: dict[str, dict[str, Camera]] = {}
+    with f:
+        for s in SUBJECTS:
+            g = f.get(f"subject{s[1:]}")
+            if g is None:
+                continue
+            out[s] = {}
+            for i in range(1, 5):
+                try:
+                    c = g[f"camera{i}"]
+                    name = "".join(chr(int(v)) for v in np.asarray(c["Name"][()]).ravel())
+                    R = np.asarray(c["R"][()], np.float64).T
+                    cam = Camera(id=name or H36M_CAMERA_IDS[i - 1], R=R,
+                                 T=np.asarray(c["T"][()], np.float64).ravel(),
+                                 f=np.asarray(c["f"][()], np.float64).ravel(),
+                                 c=np.asarray(c["c"][()], np.float64).ravel(),
+                                 k=np.asarray(c["k"][()], np.float64).ravel(),
+                                 p=np.asarray(c["p"][()], np.float64).ravel(),
+                                 size=(1000, 1002) if name == "55011271" else (1000, 1000))
+                except KeyError as e:
+                    raise DataError(f"{path}: subject{s[1:]}/camera{i} lacks {e}; expected R, T, f, c, k, p, Name") from e
+                if cam.R.shape != (3, 3) or cam.T.shape != (3,) or cam.f.shape != (2,):
+                    raise DataError(f"{path}: subject{s[1:]}/camera{i} has malformed R/T/f")
+                out[s][cam.id] = cam
+    if not out:
+        raise DataError(f"{path}: no subject{{1,5,6,7,8,9,11}} groups; expected the Human3.6M cameras.h5")
+    return out
+
+
+def _load_npz(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected {LAYOUTS}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        keys = list(z.files)
+        return {k: z[k] for k in keys}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: truncated or corrupt npz ({e}); expected a numpy .npz archive") from e
+
+
+def _keep(subject, subjects):
+    return subjects is None or subject in subjects
+
+
+def load_pack(root, subjects=None) -> Dataset:
+    """The compact pack: ``poses_3d.npz`` keys ``S/Action`` (T,17,3) mm and
+    ``detections_sh.npz`` keys ``S/Action/camera`` (T,16,2) px, both 10 Hz."""
+    root = require_dir(root, LAYOUTS)
+    cams = load_cameras(root / "cameras.h5")
+    p3 = _load_npz(root / "poses_3d.npz")
+    p2 = _load_npz(root / "detections_sh.npz")
+    seqs: dict[str, dict[str, Sequence]] = {}
+    for key, a in p3.items():
+        s, act = key.split("/", 1)
+        if _keep(s, subjects):
+            seqs.setdefault(s, {})[act] = Sequence(check_array(a, (17, 3), f"{root / 'poses_3d.npz'}[{key}]", "3D poses (17 joints, mm)"))
+    for key, a in p2.items():
+        s, act, cam = key.split("/")
+        if not _keep(s, subjects):
+            continue
+        a = check_array(a, (16, 2), f"{root / 'detections_sh.npz'}[{key}]", "2D detections (16 SH joints, px)")
+        if s in cams and cam not in cams[s]:
+            raise DataError(f"{root / 'detections_sh.npz'}[{key}]: unknown camera {cam!r}; expected one of {sorted(cams[s])}")
+        seq = seqs.setdefault(s, {}).setdefault(act, Sequence(None))
+        seq.poses_2d[cam] = a
+    _check_subjects(seqs, cams, root)
+    return Dataset("h36m", str(root), seqs, {s: cams[s] for s in seqs if s in cams}, fps=10.0,
+                   notes="Human3.6M (compact pack: 17 joints, 10 Hz, stacked-hourglass detections)")
+
+
+def read_pose_h5(path, stride: int = 5) -> np.ndarray:
+    """One original ``3D_positions`` file -> (T, 17, 3) mm (frames [0::stride])."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if "3D_positions" not in f:
+                raise DataError(f"{path}: no '3D_positions' dataset; expected a Human3.6M D3_Positions h5 (96, T)")
+            a = np.asarray(f["3D_positions"][()])
+    except OSError as e:
+        raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected a Human3.6M D3_Positions h5") from e
+    if a.ndim != 2 or a.shape[0] != 96:
+        raise DataError(f"{path}: '3D_positions' has shape {a.shape}; expected (96, T) = 32 joints x 3")
+    a = a.T.reshape(-1, 32, 3)[::stride][:, list(H36M32_TO_17)]
+    return check_array(a, (17, 3), str(path), "3D poses")
+
+
+def read_sh_h5(path, stride: int = 5) -> np.ndarray:
+    """One original StackedHourglass file -> (T, 16, 2) px (frames [0::stride])."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if "poses" not in f:
+                raise DataError(f"{path}: no 'poses' dataset; expected stacked-hourglass detections (T, 16, 2)")
+            a = np.asarray(f["poses"][()])
+    except OSError as e:
+        raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected stacked-hourglass detections") from e
+    return check_array(a[::stride] if a.ndim == 3 else a, (16, 2), str(path), "2D detections (16 SH joints, px)")
+
+
+def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Dataset:
+    """The original 3d-pose-baseline layout (module docstring). ``cameras_path`` defaults
+    to ``<root>/cameras.h5``."""
+    root = require_dir(root, LAYOUTS)
+    cams = load_cameras(cameras_path or root / "cameras.h5")
+    seqs: dict[str, dict[str, Sequence]] = {}
+    for sdir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("S")):
+        s = sdir.name
+        if not _keep(s, subjects):
+            continue
+        if s not in cams:
+            raise DataError(f"{sdir}: unknown subject {s!r}; cameras.h5 has {sorted(cams)}")
+        for f in sorted((sdir / "MyPoses" / "3D_positions").glob("*.h5")):
+            seqs.setdefault(s, {})[f.stem] = Sequence(read_pose_h5(f, stride))
+        for f in sorted((sdir / "StackedHourglass").glob("*.h5")):
+            stem, _, cam = f.stem.rpartition(".")
+            if cam not in cams[s]:
+                raise DataError(f"{f}: unknown camera {cam!r}; expected <Action>.<camera>.h5 with camera in {sorted(cams[s])}")
+            act = stem.replace("_", " ")
+            seqs.setdefault(s, {}).setdefault(act, Sequence(None)).poses_2d[cam] = read_sh_h5(f, stride)
+    if not seqs:
+        raise DataError(f"{root}: no S*/MyPoses/3D_positions/*.h5 or S*/StackedHourglass/*.h5 found; expected {LAYOUTS}")
+    _check_subjects(seqs, cams, root)
+    return Dataset("h36m", str(root), seqs, {s: cams[s] for s in seqs}, fps=50.0 / stride,
+                   notes="Human3.6M (3d-pose-baseline layout, stacked-hourglass detections)")
+
+
+def _check_subjects(seqs, cams, root):
+    for s in seqs:
+        if s not in cams:
+            raise DataError(f"{root}: unknown subject {s!r}; cameras.h5 has {sorted(cams)}")
+
+
+def load_h36m(root, subjects=None, **kwargs) -> Dataset:
+    """Either layout, detected from the files present."""
+    root = require_dir(root, LAYOUTS)
+    if (root / "poses_3d.npz").exists() or (root / "detections_sh.npz").exists():
+        return load_pack(root, subjects)
+    if (root / "h36m").is_dir() and (root / "h36m" / "cameras.h5").exists():
+        return load_h36m(root / "h36m", subjects, **kwargs)
+    return load_original(root, subjects, **kwargs)

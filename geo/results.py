@@ -1,0 +1,150 @@
+"""Results with provenance: the one helper that writes figures and tables.
+
+Every result in ``figures/`` gets a JSON sidecar ``<name>.meta.json`` with: data source,
+profile, seeds, git commit (and whether the tree was dirty), device, wall time, the
+geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly);
+tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
+
+The output folder is ``$GEO_FIGURES`` if set (tests point it at a temp folder so they
+never overwrite committed results), else ``figures/`` at the repository root.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def figures_dir() -> Path:
+    d = Path(os.environ.get("GEO_FIGURES", REPO / "figures"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def runs_dir() -> Path:
+    d = Path(os.environ.get("GEO_RUNS", REPO / "runs"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def atomic_write(path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def git_commit() -> dict:
+    def run(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+
+    try:
+        c = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+        return {"commit": c.stdout.strip() or None, "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def device_info() -> dict:
+    import torch
+
+    info = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["cuda"] = torch.cuda.get_device_name(0)
+        info["device"] = "cuda"
+    else:
+        info["device"] = "cpu"
+    return info
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, default=_jsonable, sort_keys=False)
+
+
+class Provenance:
+    """Collects how a result was made. Create it at the start of the work (it starts the
+    wall clock); pass it to ``save_*``."""
+
+    def __init__(self, data: str, profile: str, seeds=(), **extra):
+        self.t0 = time.time()
+        self.meta = {"data": data, "profile": profile, "seeds": list(seeds), **extra}
+
+    def sidecar(self, **more) -> dict:
+        return {**self.meta, **more, **git_commit(), "device": device_info(),
+                "wall_time_s": round(time.time() - self.t0, 2),
+                "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "geo_version": __import__("geo").__version__}
+
+
+def _write_sidecar(name: str, prov: Provenance, files, **more) -> Path:
+    meta = prov.sidecar(files=[Path(f).name for f in files], **more)
+    return atomic_write(figures_dir() / f"{name}.meta.json", dumps(meta))
+
+
+def save_figure(fig, name: str, prov: Provenance, **more) -> list[Path]:
+    """Save a matplotlib figure as ``<name>.png`` or a plotly figure as ``<name>.html``
+    (+ sidecar). Returns the written paths."""
+    d = figures_dir()
+    if hasattr(fig, "to_html"):  # plotly
+        out = [atomic_write(d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True))]
+    else:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        out = [atomic_write(d / f"{name}.png", buf.getvalue())]
+    return out + [_write_sidecar(name, prov, out, **more)]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0])
+
+    def fmt(v):
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None = None, **more) -> list[Path]:
+    """Save ``data`` as ``<name>.json`` (with ``meta`` inside too) and, given ``rows``,
+    ``<name>.md``; plus the sidecar."""
+    d = figures_dir()
+    meta = prov.sidecar(**more)
+    out = [atomic_write(d / f"{name}.json", dumps({**data, "meta": meta}))]
+    if rows is not None:
+        out.append(atomic_write(d / f"{name}.md", markdown_table(rows)))
+    return out + [_write_sidecar(name, prov, out, **more)]
