@@ -162,15 +162,15 @@ class Torus:
     spread; ``tests/test_cameras.py`` re-fits them on the real data and checks.
     """
 
-    elev_min: float = math.radians(-1.0)
-    elev_max: float = math.radians(23.0)
-    dist_min: float = 4200.0
-    dist_max: float = 6600.0
-    target_height: float = 0.0
-    target_jitter: float = 100.0
-    roll_std: float = math.radians(1.0)
-    f: tuple[float, float] = (1146.0, 1145.0)
-    c: tuple[float, float] = (508.0, 508.0)
+    elev_min: float = math.radians(0.92)
+    elev_max: float = math.radians(22.16)
+    dist_min: float = 2480.0
+    dist_max: float = 7557.0
+    target_height: float = -450.0
+    target_jitter: float = 195.0
+    roll_std: float = math.radians(2.89)
+    f: tuple[float, float] = (1147.3, 1146.2)
+    c: tuple[float, float] = (514.0, 506.7)
 
     def sample(self, target, generator: np.random.Generator):
         """Sample one camera per target (N, 3) -> R (N, 3, 3) world->camera, T (N, 3)."""
@@ -183,6 +183,38 @@ class Torus:
         centre = look + d[:, None] * np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1)
         R = look_at(centre, look, roll=generator.normal(0, self.roll_std, n))
         return R, centre
+
+
+    def sample_torch(self, target: torch.Tensor, generator: torch.Generator):
+        """The same distribution on ``target``'s device, for on-the-fly training pairs:
+        target (N, 3) -> R (N, 3, 3), centres (N, 3)."""
+        n, dev, dt = target.shape[0], target.device, target.dtype
+        u = torch.rand((n, 3), generator=generator, device=dev, dtype=dt)
+        a = u[:, 0] * 2 * math.pi
+        e = self.elev_min + u[:, 1] * (self.elev_max - self.elev_min)
+        d = self.dist_min + u[:, 2] * (self.dist_max - self.dist_min)
+        nrm = torch.randn((n, 4), generator=generator, device=dev, dtype=dt)
+        look = target + nrm[:, :3] * self.target_jitter
+        look = look + torch.tensor([0.0, 0.0, self.target_height], device=dev, dtype=dt)
+        off = torch.stack([torch.cos(e) * torch.cos(a), torch.cos(e) * torch.sin(a), torch.sin(e)], -1)
+        centre = look + d[:, None] * off
+        return look_at_torch(centre, look, nrm[:, 3] * self.roll_std), centre
+
+
+def look_at_torch(centre: torch.Tensor, target: torch.Tensor, roll: torch.Tensor | None = None) -> torch.Tensor:
+    """Torch twin of :func:`look_at` (world z up), batched (N, 3) -> (N, 3, 3)."""
+    z = torch.nn.functional.normalize(target - centre, dim=-1)
+    up = torch.zeros_like(z)
+    up[..., 2] = 1
+    x = torch.nn.functional.normalize(torch.linalg.cross(z, up), dim=-1)
+    y = torch.linalg.cross(z, x)
+    R = torch.stack([x, y, z], dim=-2)
+    if roll is not None:
+        c, s = torch.cos(roll), torch.sin(roll)
+        o, i = torch.zeros_like(c), torch.ones_like(c)
+        Rz = torch.stack([torch.stack([c, -s, o], -1), torch.stack([s, c, o], -1), torch.stack([o, o, i], -1)], -2)
+        R = Rz @ R
+    return R
 
 
 def fit_torus(cameras, targets, widen: float = 0.25) -> Torus:

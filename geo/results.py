@@ -6,7 +6,9 @@ geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (pl
 tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
 
 The output folder is ``$GEO_FIGURES`` if set (tests point it at a temp folder so they
-never overwrite committed results), else ``figures/`` at the repository root.
+never overwrite committed results), else ``figures/`` at the repository root; ``out_dir``
+of ``save_figure`` / ``save_table`` overrides both (the benchmarks write to
+``benchmarks/results/``).
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def figures_dir() -> Path:
-    d = Path(os.environ.get("GEO_FIGURES", REPO / "figures"))
+def figures_dir(out_dir=None) -> Path:
+    d = Path(out_dir) if out_dir is not None else Path(os.environ.get("GEO_FIGURES", REPO / "figures"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -106,15 +108,15 @@ class Provenance:
                 "geo_version": __import__("geo").__version__}
 
 
-def _write_sidecar(name: str, prov: Provenance, files, **more) -> Path:
+def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, **more) -> Path:
     meta = prov.sidecar(files=[Path(f).name for f in files], **more)
-    return atomic_write(figures_dir() / f"{name}.meta.json", dumps(meta))
+    return atomic_write(figures_dir(out_dir) / f"{name}.meta.json", dumps(meta))
 
 
-def save_figure(fig, name: str, prov: Provenance, **more) -> list[Path]:
+def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
     """Save a matplotlib figure as ``<name>.png`` or a plotly figure as ``<name>.html``
-    (+ sidecar). Returns the written paths."""
-    d = figures_dir()
+    (+ sidecar) in ``out_dir`` (default: :func:`figures_dir`). Returns the written paths."""
+    d = figures_dir(out_dir)
     if hasattr(fig, "to_html"):  # plotly
         out = [atomic_write(d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True))]
     else:
@@ -123,7 +125,7 @@ def save_figure(fig, name: str, prov: Provenance, **more) -> list[Path]:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         out = [atomic_write(d / f"{name}.png", buf.getvalue())]
-    return out + [_write_sidecar(name, prov, out, **more)]
+    return out + [_write_sidecar(name, prov, out, out_dir, **more)]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -139,12 +141,13 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None = None, **more) -> list[Path]:
+def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None = None, out_dir=None,
+               **more) -> list[Path]:
     """Save ``data`` as ``<name>.json`` (with ``meta`` inside too) and, given ``rows``,
-    ``<name>.md``; plus the sidecar."""
-    d = figures_dir()
+    ``<name>.md``; plus the sidecar; in ``out_dir`` (default: :func:`figures_dir`)."""
+    d = figures_dir(out_dir)
     meta = prov.sidecar(**more)
     out = [atomic_write(d / f"{name}.json", dumps({**data, "meta": meta}))]
     if rows is not None:
         out.append(atomic_write(d / f"{name}.md", markdown_table(rows)))
-    return out + [_write_sidecar(name, prov, out, **more)]
+    return out + [_write_sidecar(name, prov, out, out_dir, **more)]

@@ -117,7 +117,7 @@ def embedded_cameras(torus: Torus | None = None) -> dict[str, Camera]:
     cams = {}
     for i, cid in enumerate(CAMERA_IDS):
         a = math.radians(45 + 90 * i)
-        target = np.array([0.0, 0.0, 900.0 + t.target_height])
+        target = np.array([0.0, 0.0, 900.0 + t.target_height])  # 0.9 m: a standing pelvis
         centre = target + d * np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
         cams[cid] = Camera(id=cid, R=look_at(centre, target), T=centre, f=np.array(t.f), c=np.array(t.c))
     return cams

@@ -1,0 +1,103 @@
+"""Training pairs for view synthesis, made on the fly on the training device (Sec. 3.1).
+
+"we could sample (i, j) randomly from existing cameras ... [and] utilize virtual
+cameras-based data augmentation ... we randomly sample 2D skeleton pairs. Thus, we could
+obtain infinite training pairs and calculate their relative rotation matrix."
+
+:class:`PairSource` holds every training frame on the device: 3D poses (world), the 2D
+poses of each real camera (detections on Human3.6M), and each camera's rotation. A batch
+picks frames and, per sample, either two distinct real cameras or -- with probability
+``aug`` -- two virtual torus cameras (:class:`geo.cameras.Torus`) whose 2D views are the
+projected 3D joints. Both views are rendered to skeleton maps on the device; R(i->j) =
+R_j R_i^T. No DataLoader, no per-sample Python loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geo.cameras import Torus, relative_rotation
+from geo.data import Dataset, DataError
+from geo.render import render
+from geo.skeleton import SH16_TO_H36M17
+
+
+@dataclass
+class Batch:
+    maps_i: torch.Tensor      # (B, 15, 64, 64)
+    maps_j: torch.Tensor
+    R_ij: torch.Tensor        # (B, 3, 3)
+    x_i: torch.Tensor         # (B, 16, 2) pixels
+    x_j: torch.Tensor
+
+
+def collect_frames(ds: Dataset, subjects, need_3d: bool = True):
+    """Frames of ``subjects`` that have 3D and 2D from every camera of their subject.
+    Returns numpy arrays p3 (N, 17, 3), p2 (N, C, 16, 2), R (N, C, 3, 3), T (N, C, 3),
+    and a list of (subject, action) per frame."""
+    p3s, p2s, Rs, Ts, keys = [], [], [], [], []
+    for s in subjects:
+        if s not in ds.sequences:
+            raise DataError(f"{ds.source}: unknown subject {s!r}; expected one of {sorted(ds.sequences)}")
+        cams = ds.cameras[s]
+        cids = sorted(cams)
+        for a, seq in ds.sequences[s].items():
+            if (need_3d and seq.poses_3d is None) or any(c not in seq.poses_2d for c in cids):
+                continue
+            n = min([len(seq.poses_2d[c]) for c in cids] + ([len(seq.poses_3d)] if seq.poses_3d is not None else []))
+            p3s.append(seq.poses_3d[:n] if seq.poses_3d is not None else np.zeros((n, 17, 3), np.float32))
+            p2s.append(np.stack([seq.poses_2d[c][:n] for c in cids], 1))
+            Rs.append(np.broadcast_to(np.stack([cams[c].R for c in cids]), (n, len(cids), 3, 3)))
+            Ts.append(np.broadcast_to(np.stack([cams[c].T for c in cids]), (n, len(cids), 3)))
+            keys += [(s, a)] * n
+    if not p3s:
+        raise DataError(f"{ds.source}: no frames with 3D and all cameras' 2D for subjects {list(subjects)}")
+    return (np.concatenate(p3s).astype(np.float32), np.concatenate(p2s).astype(np.float32),
+            np.concatenate(Rs).astype(np.float32), np.concatenate(Ts).astype(np.float32), keys)
+
+
+class PairSource:
+    """On-device sampler of view pairs (module docstring)."""
+
+    def __init__(self, ds: Dataset, subjects, device="cpu", torus: Torus | None = None, seed: int = 0):
+        p3, p2, R, T, _ = collect_frames(ds, subjects)
+        dev = torch.device(device)
+        self.p3 = torch.as_tensor(p3, device=dev)
+        self.p2 = torch.as_tensor(p2, device=dev)
+        self.R = torch.as_tensor(R, device=dev)
+        self.device = dev
+        self.torus = torus or Torus()
+        self.n, self.cams = p2.shape[0], p2.shape[1]
+        self.gen = torch.Generator(device=dev)
+        self.gen.manual_seed(seed)
+        self._f = torch.tensor(self.torus.f, device=dev)
+        self._c = torch.tensor(self.torus.c, device=dev)
+
+    def _virtual(self, idx: torch.Tensor):
+        X = self.p3[idx]                                             # (B, 17, 3) world
+        R, C = self.torus.sample_torch(X[:, 0], self.gen)
+        xc = (X - C[:, None]) @ R.transpose(-1, -2)
+        x = xc[..., :2] / xc[..., 2:].clamp_min(1.0) * self._f + self._c
+        return x[:, list(SH16_TO_H36M17)], R
+
+    def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32) -> Batch:
+        g, dev = self.gen, self.device
+        idx = torch.randint(0, self.n, (batch,), generator=g, device=dev)
+        ci = torch.randint(0, self.cams, (batch,), generator=g, device=dev)
+        cj = (ci + torch.randint(1, self.cams, (batch,), generator=g, device=dev)) % self.cams
+        x_i, x_j = self.p2[idx, ci], self.p2[idx, cj]
+        R_i, R_j = self.R[idx, ci], self.R[idx, cj]
+        if aug > 0:
+            v = torch.rand((batch,), generator=g, device=dev) < aug
+            vx_i, vR_i = self._virtual(idx)
+            vx_j, vR_j = self._virtual(idx)
+            x_i = torch.where(v[:, None, None], vx_i, x_i)
+            x_j = torch.where(v[:, None, None], vx_j, x_j)
+            R_i = torch.where(v[:, None, None], vR_i, R_i)
+            R_j = torch.where(v[:, None, None], vR_j, R_j)
+        if same_view:
+            x_j, R_j = x_i, R_i
+        maps = render(torch.cat([x_i, x_j]), dtype=dtype)
+        return Batch(maps[:batch], maps[batch:], relative_rotation(R_i, R_j), x_i, x_j)
