@@ -70,7 +70,7 @@ class TrainConfig:
 # ``full`` is for a GPU.
 PROFILES = {
     "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, generator=dict(width=8)),
-    "full": dict(steps=6000, batch=256, checkpoint_every=500, max_seconds=60, compile=False,
+    "full": dict(steps=6000, batch=256, checkpoint_every=500, max_seconds=45, compile=False,
                  generator=dict(width=32)),
 }
 
