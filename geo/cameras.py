@@ -150,10 +150,10 @@ class Torus:
 
     A virtual camera's centre is ``target + distance * (cos e cos a, cos e sin a, sin e)``
     with azimuth ``a ~ U[0, 2pi)`` (all around the subject), elevation
-    ``e ~ U[elev_min, elev_max]`` and ``distance ~ U[dist_min, dist_max]``: a thick ring,
-    i.e. a torus, around the subject. ``target`` is the subject's root shifted up by
-    ``target_height`` (the real cameras aim above the pelvis) plus Gaussian jitter
-    ``target_jitter`` (mm). Roll ~ N(0, roll_std). Intrinsics ``f``, ``c`` are those of
+    ``e ~ U[elev_min, elev_max]`` and ``distance ~ U[dist_min, dist_max]``, measured from
+    the subject's root ``target``: a thick ring, i.e. a torus, around the subject. The
+    camera looks at the root shifted by ``target_height`` along z (negative: the real
+    optical axes pass below the pelvis) plus Gaussian jitter ``target_jitter`` (mm). Roll ~ N(0, roll_std). Intrinsics ``f``, ``c`` are those of
     an average H36M camera; virtual views are not distorted.
 
     Defaults: fitted to the real H36M cameras (``fit_torus`` on cameras.h5, subjects
@@ -180,7 +180,7 @@ class Torus:
         e = generator.uniform(self.elev_min, self.elev_max, n)
         d = generator.uniform(self.dist_min, self.dist_max, n)
         look = target + np.array([0, 0, self.target_height]) + generator.normal(0, self.target_jitter, (n, 3))
-        centre = look + d[:, None] * np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1)
+        centre = target + d[:, None] * np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1)
         R = look_at(centre, look, roll=generator.normal(0, self.roll_std, n))
         return R, centre
 
@@ -197,7 +197,7 @@ class Torus:
         look = target + nrm[:, :3] * self.target_jitter
         look = look + torch.tensor([0.0, 0.0, self.target_height], device=dev, dtype=dt)
         off = torch.stack([torch.cos(e) * torch.cos(a), torch.cos(e) * torch.sin(a), torch.sin(e)], -1)
-        centre = look + d[:, None] * off
+        centre = target + d[:, None] * off
         return look_at_torch(centre, look, nrm[:, 3] * self.roll_std), centre
 
 

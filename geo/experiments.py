@@ -26,7 +26,7 @@ PAPER = {
 # Experiment sizes per profile: quick for CPU/CI, full for a GPU.
 EXPERIMENTS = {
     "quick": dict(seeds=[0], per_decade=1, max_ks=3, steps=150, fig6_seeds=[0]),
-    "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=8, steps=600, fig6_seeds=[0, 1, 2]),
+    "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=5, steps=400, fig6_seeds=[0, 1]),
 }
 
 

@@ -59,9 +59,13 @@ def git_commit() -> dict:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
 
     try:
-        c = run("rev-parse", "HEAD")
+        # Check the exit codes: in a repository without commits (or a partial copy of
+        # .git) plain `git rev-parse HEAD` prints "HEAD" and fails.
+        c = run("rev-parse", "--verify", "--quiet", "HEAD")
+        if c.returncode != 0 or not c.stdout.strip():
+            return {"commit": None, "dirty": None}
         dirty = run("status", "--porcelain", "--untracked-files=no")
-        return {"commit": c.stdout.strip() or None, "dirty": bool(dirty.stdout.strip())}
+        return {"commit": c.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 

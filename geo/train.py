@@ -70,7 +70,7 @@ class TrainConfig:
 # ``full`` is for a GPU.
 PROFILES = {
     "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, generator=dict(width=8)),
-    "full": dict(steps=6000, batch=256, checkpoint_every=500, max_seconds=45, compile=False,
+    "full": dict(steps=6000, batch=256, checkpoint_every=500, max_seconds=30, compile=False,
                  generator=dict(width=32)),
 }
 
@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         for k, m in models.items():
             m.load_state_dict(state["models"][k])
         opt.load_state_dict(state["opt"])
-        source.gen.set_state(state["sampler_rng"].to("cpu") if device.type == "cpu" else state["sampler_rng"])
+        source.gen.set_state(state["sampler_rng"].cpu())  # RNG states are CPU byte tensors
         history, step, finished = state["history"], state["step"], state.get("finished", False)
     if finished:
         [m.eval() for m in models.values()]

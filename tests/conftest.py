@@ -13,3 +13,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent (licensed datasets are not in the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def h36m_dir(shared_data) -> Path:
+    """``../shared/data/h36m``: the compact Human3.6M pack (skips when absent)."""
+    d = shared_data / "h36m"
+    if not (d / "poses_3d.npz").is_file():
+        pytest.skip(f"{d} holds no Human3.6M pack")
+    return d
+
+
+@pytest.fixture(scope="session")
+def h36m_pack(h36m_dir):
+    """The whole shared Human3.6M pack, loaded once per test session (read by path)."""
+    from geo.data.h36m import load_pack
+
+    return load_pack(h36m_dir)

@@ -1,0 +1,44 @@
+"""Every notebook in notebooks/ is papermill-ready and committed clean: exactly one cell
+tagged ``parameters``, which is its first code cell and defines data, profile and seed;
+no outputs or execution counts. (nbval runs the notebooks themselves: pytest's testpaths
+include notebooks/.)"""
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found in notebooks/"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def nb(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def _tagged(nb):
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_one_parameters_cell_first(nb):
+    tagged = _tagged(nb)
+    assert len(tagged) == 1, f"{len(tagged)} cells tagged 'parameters'; expected exactly one"
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code is tagged[0], "the 'parameters' cell is not the first code cell"
+
+
+def test_parameters_define_data_profile_seed(nb):
+    (cell,) = _tagged(nb)
+    names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)}
+    missing = {"data", "profile", "seed"} - names
+    assert not missing, f"parameters cell does not define {sorted(missing)}"
+
+
+def test_no_outputs_committed(nb):
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"cells {dirty} have outputs or execution counts committed; clear them before committing"

@@ -1,0 +1,110 @@
+"""Results helper: where files go, what the sidecar holds, atomic writes."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from geo import results
+
+SIDECAR_KEYS = {"data", "profile", "seeds", "commit", "device", "wall_time_s"}
+
+
+@pytest.fixture
+def figs(tmp_path, monkeypatch):
+    d = tmp_path / "figs"
+    monkeypatch.setenv("GEO_FIGURES", str(d))
+    return d
+
+
+def _prov():
+    return results.Provenance(data="embedded", profile="quick", seeds=[0, 1], note="test")
+
+
+def test_save_table(figs):
+    out = results.save_table({"mpjpe": np.float32(51.5), "per_joint": np.arange(3)}, "tbl", _prov(),
+                             rows=[{"method": "ours", "mpjpe": 51.5}], extra_key=7)
+    assert sorted(p.name for p in out) == ["tbl.json", "tbl.md", "tbl.meta.json"]
+    assert all(p.parent == figs for p in out)
+    data = json.loads((figs / "tbl.json").read_text())
+    assert data["mpjpe"] == 51.5 and data["per_joint"] == [0, 1, 2]
+    side = json.loads((figs / "tbl.meta.json").read_text())
+    assert SIDECAR_KEYS <= set(side)
+    assert side["data"] == "embedded" and side["profile"] == "quick" and side["seeds"] == [0, 1]
+    assert side["note"] == "test" and side["extra_key"] == 7 and side["files"] == ["tbl.json", "tbl.md"]
+    assert isinstance(side["device"], dict) and side["device"]["device"] in ("cpu", "cuda")
+    assert side["wall_time_s"] >= 0 and "dirty" in side
+    assert SIDECAR_KEYS <= set(data["meta"])
+    md = (figs / "tbl.md").read_text()
+    assert md.splitlines()[0] == "| method | mpjpe |" and "| ours | 51.50 |" in md
+
+
+def test_save_figure_matplotlib_and_plotly(figs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    out = results.save_figure(fig, "fig_mpl", _prov())
+    plt.close(fig)
+    assert [p.name for p in out] == ["fig_mpl.png", "fig_mpl.meta.json"]
+    assert (figs / "fig_mpl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = results.save_figure(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "fig_plotly", _prov())
+    assert [p.name for p in out] == ["fig_plotly.html", "fig_plotly.meta.json"]
+    assert "<html" in (figs / "fig_plotly.html").read_text()
+    side = json.loads((figs / "fig_plotly.meta.json").read_text())
+    assert SIDECAR_KEYS <= set(side) and side["files"] == ["fig_plotly.html"]
+
+
+def test_out_dir_overrides_env(figs, tmp_path):
+    other = tmp_path / "bench"
+    out = results.save_table({"x": 1}, "b", _prov(), out_dir=other)
+    assert {p.parent for p in out} == {other}
+    assert not figs.exists() or not any(figs.iterdir())
+
+
+def test_atomic_write_replaces(tmp_path):
+    p = tmp_path / "a" / "f.txt"
+    results.atomic_write(p, "one")
+    results.atomic_write(p, b"two")
+    assert p.read_text() == "two"
+    assert os.listdir(p.parent) == ["f.txt"]
+
+
+def test_atomic_write_failure_leaves_no_temp_file(tmp_path, monkeypatch):
+    p = tmp_path / "f.json"
+    p.write_text("old")
+    with pytest.raises(TypeError):
+        results.atomic_write(p, 12345)  # not bytes/str: the write itself fails
+    assert os.listdir(tmp_path) == ["f.json"] and p.read_text() == "old"
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        results.atomic_write(p, "new")  # the rename fails
+    assert os.listdir(tmp_path) == ["f.json"] and p.read_text() == "old"
+    with pytest.raises(OSError):
+        results.atomic_write(tmp_path / "g.json", "new")
+    assert os.listdir(tmp_path) == ["f.json"]
+
+
+def test_git_commit_in_repo_without_commits(tmp_path, monkeypatch):
+    """A repository with no commits (or a partial .git copy) records no commit, not 'HEAD'."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.setattr(results, "REPO", tmp_path)
+    assert results.git_commit() == {"commit": None, "dirty": None}
+
+
+def test_git_commit_here():
+    info = results.git_commit()
+    assert info["commit"] is None or (len(info["commit"]) == 40 and int(info["commit"], 16) >= 0)
