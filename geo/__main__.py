@@ -55,7 +55,9 @@ def full_gpu(data: str, out: str, stages) -> int:
     encoders = {}
     for stage in stages:
         path = out / f"{stage}.json"
-        prov = Provenance(data=data, profile="full", seeds=[0])
+        ex = E.EXPERIMENTS["full"]
+        seeds = {"fig5": ex["seeds"], "fig6": ex["fig6_seeds"]}.get(stage, [0])
+        prov = Provenance(data=data, profile="full", seeds=seeds)
         if stage == "generators":
             res = json.loads(path.read_text())["generators"] if path.exists() else {}
             for v in VARIANTS:

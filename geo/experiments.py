@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from geo import regress
 from geo.data import Dataset, load

@@ -131,6 +131,7 @@ def load_checkpoint(run_dir, device="cpu"):
     models = build(cfg, device)
     for k, m in models.items():
         m.load_state_dict(state["models"][k])
+        m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
     return cfg, models, state
 
 
@@ -140,7 +141,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     run_dir = Path(run_dir)
     device = source.device

@@ -116,16 +116,21 @@ def load_pack(root, subjects=None) -> Dataset:
                    notes="Human3.6M (compact pack: 17 joints, 10 Hz, stacked-hourglass detections)")
 
 
-def read_pose_h5(path, stride: int = 5) -> np.ndarray:
-    """One original ``3D_positions`` file -> (T, 17, 3) mm (frames [0::stride])."""
+def _read_h5(path, key: str, what: str) -> np.ndarray:
+    """The array ``key`` of one HDF5 file; DataError naming the file when absent or corrupt."""
     h5py = _h5py()
     try:
         with h5py.File(path, "r") as f:
-            if "3D_positions" not in f:
-                raise DataError(f"{path}: no '3D_positions' dataset; expected a Human3.6M D3_Positions h5 (96, T)")
-            a = np.asarray(f["3D_positions"][()])
+            if key not in f:
+                raise DataError(f"{path}: no '{key}' dataset; expected {what}")
+            return np.asarray(f[key][()])
     except OSError as e:
-        raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected a Human3.6M D3_Positions h5") from e
+        raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected {what}") from e
+
+
+def read_pose_h5(path, stride: int = 5) -> np.ndarray:
+    """One original ``3D_positions`` file -> (T, 17, 3) mm (frames [0::stride])."""
+    a = _read_h5(path, "3D_positions", "a Human3.6M D3_Positions h5 (96, T)")
     if a.ndim != 2 or a.shape[0] != 96:
         raise DataError(f"{path}: '3D_positions' has shape {a.shape}; expected (96, T) = 32 joints x 3")
     a = a.T.reshape(-1, 32, 3)[::stride][:, list(H36M32_TO_17)]
@@ -134,14 +139,7 @@ def read_pose_h5(path, stride: int = 5) -> np.ndarray:
 
 def read_sh_h5(path, stride: int = 5) -> np.ndarray:
     """One original StackedHourglass file -> (T, 16, 2) px (frames [0::stride])."""
-    h5py = _h5py()
-    try:
-        with h5py.File(path, "r") as f:
-            if "poses" not in f:
-                raise DataError(f"{path}: no 'poses' dataset; expected stacked-hourglass detections (T, 16, 2)")
-            a = np.asarray(f["poses"][()])
-    except OSError as e:
-        raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected stacked-hourglass detections") from e
+    a = _read_h5(path, "poses", "stacked-hourglass detections (T, 16, 2)")
     return check_array(a[::stride] if a.ndim == 3 else a, (16, 2), str(path), "2D detections (16 SH joints, px)")
 
 
