@@ -106,6 +106,7 @@ class Provenance:
 
     def __init__(self, data: str, profile: str, seeds=(), **extra):
         self.t0 = time.time()
+        self.started = _dt.datetime.fromtimestamp(self.t0, _dt.timezone.utc).isoformat(timespec="microseconds")
         self.meta = {"data": data, "profile": profile, "seeds": list(seeds), **extra}
 
     def sidecar(self, **more) -> dict:
@@ -116,8 +117,16 @@ class Provenance:
 
 
 def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, **more) -> Path:
-    meta = prov.sidecar(files=[Path(f).name for f in files], **more)
-    return atomic_write(figures_dir(out_dir) / f"{name}.meta.json", dumps(meta))
+    path = figures_dir(out_dir) / f"{name}.meta.json"
+    names = [Path(f).name for f in files]
+    if path.exists():  # a figure and a table of one name, made by the same work: one sidecar
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        if old.get("started") == prov.started:
+            names = sorted(set(old.get("files", [])) | set(names))
+    return atomic_write(path, dumps(prov.sidecar(files=names, started=prov.started, **more)))
 
 
 def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
