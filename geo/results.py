@@ -67,7 +67,8 @@ def git_commit() -> dict:
         c = run("rev-parse", "--verify", "--quiet", "HEAD")
         if c.returncode != 0 or not c.stdout.strip():
             return {"commit": None, "dirty": None}
-        dirty = run("status", "--porcelain", "--untracked-files=no")
+        # results being rewritten do not make the code dirty
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!benchmarks/results")
         return {"commit": c.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
