@@ -12,7 +12,7 @@ Reports, per device:
   >= 2 million stacks/s is met; and that the GPU maps equal the CPU ones;
 * agreement with cv2: per-channel IoU at 64 x 64 / width 2 and at 256 x 256 / width 8.
 
-Writes ``<name>.json`` / ``.md`` / ``.meta.json`` (geo.results, with provenance) into
+Writes ``<name>.json`` (with its ``meta``) and ``<name>.md`` (geo.results) into
 benchmarks/results/ (``--out`` to change). Usage::
 
     python benchmarks/render.py                 # CPU (+ CUDA if present), ~1 min on 2 cores

@@ -1,6 +1,7 @@
 """Results with provenance: the one helper that writes figures and tables.
 
-Every result in ``figures/`` gets a JSON sidecar ``<name>.meta.json`` with: data source,
+Every result in ``figures/`` gets a JSON sidecar ``<name>.json`` (a table's JSON is its own
+sidecar: its content plus ``meta``), whose ``meta`` holds: data source,
 profile, seeds, git commit (and whether the tree was dirty), device, wall time, the
 geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly);
 tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
@@ -117,17 +118,23 @@ class Provenance:
                 "geo_version": __import__("geo").__version__}
 
 
-def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, **more) -> Path:
-    path = figures_dir(out_dir) / f"{name}.meta.json"
+def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more) -> Path:
+    """Write ``<name>.json``: ``data`` (a table's content, if any) plus ``meta``. A figure and
+    a table of one name made by the same work share it: files are merged, data is kept."""
+    path = figures_dir(out_dir) / f"{name}.json"
     names = [Path(f).name for f in files]
-    if path.exists():  # a figure and a table of one name, made by the same work: one sidecar
+    if path.exists():
         try:
             old = json.loads(path.read_text())
         except ValueError:
             old = {}
-        if old.get("started") == prov.started:
-            names = sorted(set(old.get("files", [])) | set(names))
-    return atomic_write(path, dumps(prov.sidecar(files=names, started=prov.started, **more)))
+        if isinstance(old, dict) and old.get("meta", {}).get("started") == prov.started:
+            names = sorted(set(old["meta"].get("files", [])) | set(names))
+            if data is None:
+                data = {k: v for k, v in old.items() if k != "meta"}
+    names = sorted(set(names) | {path.name})
+    meta = prov.sidecar(files=names, started=prov.started, **more)
+    return atomic_write(path, dumps({**(data or {}), "meta": meta}))
 
 
 def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
@@ -160,11 +167,10 @@ def markdown_table(rows: list[dict]) -> str:
 
 def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None = None, out_dir=None,
                **more) -> list[Path]:
-    """Save ``data`` as ``<name>.json`` (with ``meta`` inside too) and, given ``rows``,
-    ``<name>.md``; plus the sidecar; in ``out_dir`` (default: :func:`figures_dir`)."""
+    """Save ``data`` with its provenance as ``<name>.json`` (``{**data, "meta": ...}``) and,
+    given ``rows``, ``<name>.md``; in ``out_dir`` (default: :func:`figures_dir`)."""
     d = figures_dir(out_dir)
-    meta = prov.sidecar(**more)
-    out = [atomic_write(d / f"{name}.json", dumps({**data, "meta": meta}))]
+    out = []
     if rows is not None:
         out.append(atomic_write(d / f"{name}.md", markdown_table(rows)))
-    return out + [_write_sidecar(name, prov, out, out_dir, **more)]
+    return [_write_sidecar(name, prov, out, out_dir, data=data, **more)] + out

@@ -24,17 +24,16 @@ def _prov():
 def test_save_table(figs):
     out = results.save_table({"mpjpe": np.float32(51.5), "per_joint": np.arange(3)}, "tbl", _prov(),
                              rows=[{"method": "ours", "mpjpe": 51.5}], extra_key=7)
-    assert sorted(p.name for p in out) == ["tbl.json", "tbl.md", "tbl.meta.json"]
+    assert sorted(p.name for p in out) == ["tbl.json", "tbl.md"]
     assert all(p.parent == figs for p in out)
     data = json.loads((figs / "tbl.json").read_text())
     assert data["mpjpe"] == 51.5 and data["per_joint"] == [0, 1, 2]
-    side = json.loads((figs / "tbl.meta.json").read_text())
+    side = data["meta"]
     assert SIDECAR_KEYS <= set(side)
     assert side["data"] == "embedded" and side["profile"] == "quick" and side["seeds"] == [0, 1]
     assert side["note"] == "test" and side["extra_key"] == 7 and side["files"] == ["tbl.json", "tbl.md"]
     assert isinstance(side["device"], dict) and side["device"]["device"] in ("cpu", "cuda")
     assert side["wall_time_s"] >= 0 and "dirty" in side
-    assert SIDECAR_KEYS <= set(data["meta"])
     md = (figs / "tbl.md").read_text()
     assert md.splitlines()[0] == "| method | mpjpe |" and "| ours | 51.50 |" in md
 
@@ -50,13 +49,35 @@ def test_save_figure_matplotlib_and_plotly(figs):
     ax.plot([0, 1], [1, 0])
     out = results.save_figure(fig, "fig_mpl", _prov())
     plt.close(fig)
-    assert [p.name for p in out] == ["fig_mpl.png", "fig_mpl.meta.json"]
+    assert [p.name for p in out] == ["fig_mpl.png", "fig_mpl.json"]
     assert (figs / "fig_mpl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = results.save_figure(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "fig_plotly", _prov())
-    assert [p.name for p in out] == ["fig_plotly.html", "fig_plotly.meta.json"]
+    assert [p.name for p in out] == ["fig_plotly.html", "fig_plotly.json"]
     assert "<html" in (figs / "fig_plotly.html").read_text()
-    side = json.loads((figs / "fig_plotly.meta.json").read_text())
-    assert SIDECAR_KEYS <= set(side) and side["files"] == ["fig_plotly.html"]
+    side = json.loads((figs / "fig_plotly.json").read_text())["meta"]
+    assert SIDECAR_KEYS <= set(side) and side["files"] == ["fig_plotly.html", "fig_plotly.json"]
+
+
+def test_figure_and_table_of_one_name_share_the_sidecar(figs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prov = _prov()
+    results.save_table({"rows": [1, 2]}, "fig9", prov, rows=[{"a": 1}])
+    fig, _ = plt.subplots()
+    results.save_figure(fig, "fig9", prov)
+    plt.close(fig)
+    data = json.loads((figs / "fig9.json").read_text())
+    assert data["rows"] == [1, 2]                                   # the table survives the figure
+    assert data["meta"]["files"] == ["fig9.json", "fig9.md", "fig9.png"]
+    # another piece of work of the same name replaces it
+    fig, _ = plt.subplots()
+    results.save_figure(fig, "fig9", _prov())
+    plt.close(fig)
+    data = json.loads((figs / "fig9.json").read_text())
+    assert "rows" not in data and data["meta"]["files"] == ["fig9.json", "fig9.png"]
 
 
 def test_out_dir_overrides_env(figs, tmp_path):
