@@ -154,4 +154,22 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
     return out
 
 
-__all__ = ["NeedsImages", "PAPER", "EXPERIMENTS", "generator", "synthesis_quality", "fig5", "fig6", "load_data", "device"]
+def load_precomputed(path, key: str, data: str, profile: str):
+    """Results that ``python -m geo full-gpu`` wrote: (result, meta, data, profile), where
+    data/profile are those the results were computed with. Raises naming the file."""
+    import json
+
+    path = Path(path)
+    try:
+        blob = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read ({e}); expected the JSON of `python -m geo full-gpu`") from e
+    if key not in blob:
+        raise KeyError(f"{path}: no {key!r} entry (keys: {sorted(blob)}); expected the output of `python -m geo full-gpu`")
+    meta = blob.get("meta", {})
+    print(f"drawing from {path}: data {meta.get('data', data)}, profile {meta.get('profile', profile)}, "
+          f"computed on {meta.get('device')}, commit {meta.get('commit')}, {meta.get('wall_time_s')} s")
+    return blob[key], meta, meta.get("data", data), meta.get("profile", profile)
+
+
+__all__ = ["load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "synthesis_quality", "fig5", "fig6", "load_data", "device"]
