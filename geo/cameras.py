@@ -115,21 +115,8 @@ def relative_rotation(R_i, R_j):
 def look_at(centre, target, roll=None, up=(0.0, 0.0, 1.0)):
     """World->camera rotations (..., 3, 3) for cameras at ``centre`` looking at ``target``
     (both (..., 3)), world z up; ``roll`` (...) radians about the optical axis."""
-    centre = np.asarray(centre, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    z = target - centre
-    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
-    x = np.cross(z, np.broadcast_to(np.asarray(up, dtype=np.float64), z.shape))
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z], axis=-2)  # rows: camera axes in world coordinates
-    if roll is not None:
-        cr, sr = np.cos(roll), np.sin(roll)
-        zeros, ones = np.zeros_like(cr), np.ones_like(cr)
-        Rz = np.stack([np.stack([cr, -sr, zeros], -1), np.stack([sr, cr, zeros], -1),
-                       np.stack([zeros, zeros, ones], -1)], -2)
-        R = Rz @ R
-    return R
+    as_t = lambda v: None if v is None else torch.as_tensor(np.asarray(v, dtype=np.float64))  # noqa: E731
+    return look_at_torch(as_t(centre), as_t(target), as_t(roll), up).numpy()
 
 
 def camera_angles(R, T, target):
@@ -153,8 +140,9 @@ class Torus:
     ``e ~ U[elev_min, elev_max]`` and ``distance ~ U[dist_min, dist_max]``, measured from
     the subject's root ``target``: a thick ring, i.e. a torus, around the subject. The
     camera looks at the root shifted by ``target_height`` along z (negative: the real
-    optical axes pass below the pelvis) plus Gaussian jitter ``target_jitter`` (mm). Roll ~ N(0, roll_std). Intrinsics ``f``, ``c`` are those of
-    an average H36M camera; virtual views are not distorted.
+    optical axes pass below the pelvis) plus Gaussian jitter ``target_jitter`` (mm).
+    Roll ~ N(0, roll_std). Intrinsics ``f``, ``c`` are those of an average H36M camera;
+    virtual views are not distorted.
 
     Defaults: fitted to the real H36M cameras (``fit_torus`` on cameras.h5, subjects
     S1..S11, targets = each sequence's mean root): the elevation and distance bands
@@ -184,7 +172,6 @@ class Torus:
         R = look_at(centre, look, roll=generator.normal(0, self.roll_std, n))
         return R, centre
 
-
     def sample_torch(self, target: torch.Tensor, generator: torch.Generator):
         """The same distribution on ``target``'s device, for on-the-fly training pairs:
         target (N, 3) -> R (N, 3, 3), centres (N, 3)."""
@@ -201,11 +188,11 @@ class Torus:
         return look_at_torch(centre, look, nrm[:, 3] * self.roll_std), centre
 
 
-def look_at_torch(centre: torch.Tensor, target: torch.Tensor, roll: torch.Tensor | None = None) -> torch.Tensor:
-    """Torch twin of :func:`look_at` (world z up), batched (N, 3) -> (N, 3, 3)."""
+def look_at_torch(centre: torch.Tensor, target: torch.Tensor, roll: torch.Tensor | None = None,
+                  up=(0.0, 0.0, 1.0)) -> torch.Tensor:
+    """:func:`look_at` on tensors (any device), batched (..., 3) -> (..., 3, 3)."""
     z = torch.nn.functional.normalize(target - centre, dim=-1)
-    up = torch.zeros_like(z)
-    up[..., 2] = 1
+    up = torch.as_tensor(up, dtype=z.dtype, device=z.device).expand_as(z)
     x = torch.nn.functional.normalize(torch.linalg.cross(z, up), dim=-1)
     y = torch.linalg.cross(z, x)
     R = torch.stack([x, y, z], dim=-2)
