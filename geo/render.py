@@ -119,15 +119,16 @@ def _row_index(xs: torch.Tensor, size: int, r: float) -> torch.Tensor:
     return (j0 * (size + 1) + j1 + 1).long()
 
 
-def _capsule_index(compile: bool, device_type: str):
-    if not compile:
-        return _row_index
-    if device_type not in _COMPILED:
-        _COMPILED[device_type] = torch.compile(_row_index, dynamic=True)
-    return _COMPILED[device_type]
-
-
 _COMPILED: dict = {}
+
+
+def _maybe_compiled(fn, compile: bool):
+    """``fn``, or its torch.compile'd version (made once) when ``compile``."""
+    if not compile:
+        return fn
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=True)
+    return _COMPILED[fn]
 
 
 def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float = MARGIN,
@@ -140,9 +141,11 @@ def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float =
     0/1 values in ``dtype``.
 
     How: a capsule is convex, so each pixel row meets it in one run of pixels; we compute
-    the run's ends for every (pose, bone, row) in closed form (``_row_spans``) and copy
-    the matching row from a table of all (size+1)^2 possible runs: one gather writes the
-    output. ``compile=True`` fuses the closed-form part with torch.compile.
+    the run's ends for every (pose, bone, row) in closed form (``_row_spans``). On the CPU
+    one gather copies the matching rows from a table of all (size+1)^2 possible runs; on a
+    GPU, where that gather hammers one hot address, the runs are expanded by comparison
+    instead (``_expand_runs``, same pixels). ``compile=True`` fuses each part with
+    torch.compile.
     """
     x = torch.as_tensor(x2d)
     if x.ndim != 3 or x.shape[1:] != (16, 2):
@@ -151,13 +154,13 @@ def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float =
     if not normalized:
         x = to_map_coords(x, size, margin)
     table = _row_table(size, dtype, x.device)
-    index = _capsule_index(compile, x.device.type)
+    index = _maybe_compiled(_row_index, compile)
     r = (width + 1) / 2
     out = torch.empty((x.shape[0], len(SH16_BONES), size, size), dtype=dtype, device=x.device)
     for s in range(0, x.shape[0], chunk):  # bounds the temporaries, not a per-sample loop
         idx = index(x[s:s + chunk], size, r)
         if x.is_cuda:   # on a GPU, expanding the runs directly beats the gather (one address hot)
-            out[s:s + chunk] = _expand(compile)(idx, size, dtype)
+            out[s:s + chunk] = _maybe_compiled(_expand_runs, compile)(idx, size, dtype)
         else:
             torch.index_select(table, 0, idx.view(-1), out=out[s:s + chunk].view(-1, size))
     return out
@@ -170,16 +173,6 @@ def _expand_runs(idx: torch.Tensor, size: int, dtype) -> torch.Tensor:
     j1 = (idx % (size + 1) - 1)[..., None]
     return ((j >= j0) & (j <= j1)).to(dtype)
 
-
-_EXPANDERS: dict = {}
-
-
-def _expand(compile: bool):
-    if not compile:
-        return _expand_runs
-    if "f" not in _EXPANDERS:
-        _EXPANDERS["f"] = torch.compile(_expand_runs, dynamic=True)
-    return _EXPANDERS["f"]
 
 
 def render_cv2(x2d: np.ndarray, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float = MARGIN) -> np.ndarray:
