@@ -71,15 +71,17 @@ def synthesis_quality(models, ds: Dataset, variant: str, n: int = 1024, seed: in
             "pairs": n}
 
 
-def _features(ds, encoder, input2d):
-    tr = regress.make_split(ds, ds.train_subjects, input2d)
-    te = regress.make_split(ds, ds.test_subjects, input2d)
-    train = {"x2d": tr.x2d, "y": tr.y}
-    test = {"x2d": te.x2d, "y": te.y}
+def _splits(ds, input2d):
+    return regress.make_split(ds, ds.train_subjects, input2d), regress.make_split(ds, ds.test_subjects, input2d)
+
+
+def _inputs(tr, te, encoder):
+    """Regressor inputs of train/test splits: 2D, targets, and G when an encoder is given."""
+    train, test = {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}
     if encoder is not None:
         train["g"] = regress.encode(encoder, tr.x2d, device())
         test["g"] = regress.encode(encoder, te.x2d, device())
-    return train, test, te.actions
+    return train, test
 
 
 def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), progress=True) -> dict:
@@ -87,7 +89,9 @@ def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), prog
     ex = EXPERIMENTS[profile]
     rows = []
     for input2d in inputs:
-        train, test, actions = _features(ds, encoder, input2d)
+        tr, te = _splits(ds, input2d)
+        train, test = _inputs(tr, te, encoder)
+        actions = te.actions
         n = len(train["y"])
         ks = regress.log_ks(n, per_decade=ex["per_decade"])
         if len(ks) > ex["max_ks"]:
@@ -128,9 +132,9 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
     Regression#1 ladder: BL = FC on 2D, BL+X = FC on G of X. Regression#2 ladder: BL =
     Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC)."""
     ex = EXPERIMENTS[profile]
-    tr = regress.make_split(ds, ds.train_subjects, "sh")
-    te = regress.make_split(ds, ds.test_subjects, "sh")
+    tr, te = _splits(ds, "sh")
     lab = np.arange(len(tr.y))
+    inputs = {}   # each variant's G is encoded once and serves both regressors
     out = {}
     for reg, kind in (("Regression#1", "fc"), ("Regression#2", "martinez")):
         ladder = {}
@@ -140,10 +144,9 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
                 why = "I_SG needs Human3.6M video frames, which this data has not" if variant == "I_SG" else "not trained"
                 ladder[rung] = {"skipped": f"no {variant} generator: {why}"}
                 continue
-            train, test = {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}
-            if variant is not None:
-                train["g"] = regress.encode(encoders[variant], tr.x2d, device())
-                test["g"] = regress.encode(encoders[variant], te.x2d, device())
+            if variant not in inputs:
+                inputs[variant] = _inputs(tr, te, encoders[variant] if variant else None)
+            train, test = inputs[variant]
             use_2d = variant is None or kind == "martinez"
             vals = []
             for seed in ex["fig6_seeds"]:
