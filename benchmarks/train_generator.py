@@ -1,15 +1,27 @@
-"""Benchmark of one DG+AUG training step (two generators + L_rc, half virtual pairs,
-maps rendered on the device): pairs/s, step time, peak memory, and model-FLOP
-utilisation (FLOPs of one step counted with torch.utils.flop_counter, divided by the
-device's peak dense bf16 rate). Writes benchmarks/results/bench_train_generator.json.
+"""Benchmark of generator training, one speed lever per row.
 
-    python benchmarks/train_generator.py [--data embedded|PATH] [--batch N] [--steps N]
+Rows (DG+AUG: two generators + L_rc, half virtual pairs, maps rendered on the device;
+width 32 on CUDA, 8 on CPU): the baseline (eager, batch 512, Adam foreach, channels_last),
+larger batches, fused Adam, channels_last off, the share of the step spent sampling and
+rendering pairs, torch.compile (compile time reported apart), CUDA graphs through
+torch.compile(mode="reduce-overhead") (its error recorded if it fails), and the
+throughput of every trained variant at the chosen setting (what
+``geo.train.steps_for_budget`` needs). Each row: step time, pairs/s, FLOPs per step
+(torch.utils.flop_counter, fwd + bwd), MFU against the peak dense bf16 rate, peak memory.
+
+``--budget-s`` bounds the whole run (default 90 s on CUDA, compile included): rows run
+in order of importance, each with a few timed steps, and a row that would not fit is
+recorded as skipped. Writes benchmarks/results/bench_train_generator_cuda.json on CUDA,
+bench_train_generator.json on CPU.
+
+    python benchmarks/train_generator.py [--data embedded|PATH] [--budget-s S] [--steps N]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("GEO_FIGURES", str(Path(__file__).resolve().parent / "results"))
@@ -20,10 +32,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from geo.data import load  # noqa: E402
 from geo.pairs import PairSource  # noqa: E402
 from geo.results import Provenance, save_table  # noqa: E402
-from geo.train import build, config_for, step_losses  # noqa: E402
+from geo.train import (TRAINED, build, config_for, make_optimizer, sample, steps_for_budget,  # noqa: E402
+                       time_steps, train_step)
 
-# Peak dense bf16 tensor-core rates (FLOP/s), from the vendors' data sheets.
-PEAK_BF16 = {"H100 80GB HBM3": 989e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
+# Peak dense bf16 tensor-core rates (FLOP/s), from the vendors' data sheets (SXM parts).
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def peak_for(name: str):
@@ -33,77 +46,142 @@ def peak_for(name: str):
     return None
 
 
-def run(data: str, batch: int, steps: int, width: int, compile_: bool):
+def flops_per_step(cfg, src) -> int:
+    """Model FLOPs of one eager training step (forward + backward)."""
+    models = build(cfg, src.device)
+    opt = make_optimizer(cfg, models, src.device)
+    b = sample(src, cfg)
+    with FlopCounterMode(display=False) as fc:
+        train_step(models, opt, b, cfg)
+    return fc.get_total_flops()
+
+
+def sync_check(cfg, src) -> str:
+    """Two training steps (sampling included) under torch.cuda.set_sync_debug_mode("error"):
+    "none", or the error of the first host sync."""
+    from geo.train import lr_at
+
+    models = build(cfg, src.device)
+    opt = make_optimizer(cfg, models, src.device)
+    train_step(models, opt, sample(src, cfg), cfg, lr_at(cfg, 0))   # first-call set-up may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for s in range(2):
+            train_step(models, opt, sample(src, cfg), cfg, lr_at(cfg, s))
+        return "none"
+    except RuntimeError as e:
+        return f"{str(e)[:300]} | {traceback.format_exc()[-1200:]}"
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def bench(data: str = "embedded", budget_s: float | None = None, steps: int | None = None, progress=True) -> dict:
+    """Run the rows (module docstring); returns {"rows", "pairs_per_s", "chosen", ...}."""
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = dev.type == "cuda"
+    budget_s = budget_s if budget_s is not None else (90.0 if cuda else 60.0)
+    steps = steps or (8 if cuda else 2)
+    width, b0 = (32, 512) if cuda else (8, 32)
+    big = (1024, 2048) if cuda else (64, 128)
+    t_start = time.perf_counter()
     ds = load(data)
     src = PairSource(ds, ds.train_subjects, device=dev)
-    cfg = config_for("DG+AUG", "full" if cuda else "quick", batch=batch, generator=dict(width=width))
-    models = build(cfg, dev)
-    params = [p for m in models.values() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    fwd = torch.compile(step_losses) if compile_ else step_losses
-
-    def one(count=None):
-        b = src.sample(batch, aug=cfg.augment, dtype=torch.bfloat16 if cuda else torch.float32)
-        if cuda:
-            b.maps_i = b.maps_i.contiguous(memory_format=torch.channels_last)
-            b.maps_j = b.maps_j.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = fwd(models, b, cfg)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    with FlopCounterMode(display=False) as fc:   # model FLOPs of one step (fwd + bwd)
-        one()
-    flops = fc.get_total_flops()
-    for _ in range(3):
-        one()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    for _ in range(steps):
-        one()
-    if cuda:
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t) / steps
-    # Rendering share: the sampling alone.
-    t = time.perf_counter()
-    for _ in range(steps):
-        src.sample(batch, aug=cfg.augment, dtype=torch.bfloat16 if cuda else torch.float32)
-    if cuda:
-        torch.cuda.synchronize()
-    dt_pairs = (time.perf_counter() - t) / steps
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
     peak = peak_for(name) if cuda else None
-    return {"device": name, "batch": batch, "width": width, "compile": compile_, "steps_timed": steps,
-            "step_s": dt, "pairs_per_s": batch / dt, "sampling_render_s": dt_pairs,
-            "sampling_share": dt_pairs / dt, "flops_per_step": flops, "achieved_flops": flops / dt,
-            "peak_bf16_flops": peak, "mfu": (flops / dt / peak) if peak else None,
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    base = dict(batch=b0, fused=False, channels_last=True, compile=False, generator=dict(width=width))
+    flops_pair = {}
+    rows = []
+
+    def left():
+        return budget_s - (time.perf_counter() - t_start)
+
+    def row(label, variant="DG+AUG", need_s=5.0, fixed_batch=False, **over):
+        kw = {**base, **over}
+        r = {"row": label, "variant": variant, "batch": kw["batch"], "width": width, "fused": kw["fused"] and cuda,
+             "channels_last": kw["channels_last"] and cuda, "compile": kw["compile"] if cuda else False,
+             "device": name}
+        if kw["compile"] and not cuda:
+            r["skipped"] = "torch.compile rows run on CUDA only"
+            rows.append(r)
+            return r
+        if left() < need_s:
+            r["skipped"] = f"budget: {left():.0f} s left, row needs about {need_s:.0f} s"
+            rows.append(r)
+            return r
+        cfg = config_for(variant, "full", **kw)
+        try:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            t = time_steps(cfg, src, steps=steps, warmup_steps=2, fixed_batch=fixed_batch)
+            if variant not in flops_pair:
+                flops_pair[variant] = flops_per_step(config_for(variant, "full", **{**kw, "compile": False}),
+                                                     src) / kw["batch"]
+            f = flops_pair[variant] * kw["batch"]
+            r.update(step_s=t["step_s"], pairs_per_s=t["pairs_per_s"], warmup_s=t["warmup_s"],
+                     flops_per_step=f, achieved_flops=f / t["step_s"], peak_bf16_flops=peak,
+                     mfu=(f / t["step_s"] / peak) if peak else None,
+                     peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+            if kw["compile"] and cuda:
+                r["compile_s"] = t["warmup_s"]   # the two untimed steps: compile plus two steps
+        except Exception as e:  # noqa: BLE001 - a lever that fails is a result, recorded in its row
+            r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
+            r["traceback"] = traceback.format_exc()[-1500:]
+        finally:
+            if cuda:
+                torch.cuda.empty_cache()
+        rows.append(r)
+        if progress:
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "traceback"},
+                  flush=True)
+        return r
+
+    sync = sync_check(config_for("DG+AUG", "full", **{**base, "batch": 64}), src) if cuda else None
+    row(f"baseline eager b{b0}")
+    row(f"fused Adam b{b0}", fused=True)
+    row(f"channels_last off b{b0}", channels_last=False)
+    for b in big:
+        row(f"batch {b}", batch=b, need_s=8.0)
+    fixed = row(f"no sampling/render (one fixed batch) b{b0}", fixed_batch=True)
+    ok = [r for r in rows if "pairs_per_s" in r and r["variant"] == "DG+AUG" and "fixed" not in r["row"]]
+    share = None
+    if "step_s" in fixed and ok:
+        share = max(0.0, 1 - fixed["step_s"] / rows[0].get("step_s", float("nan")))
+        fixed["sampling_render_share"] = share
+    # the chosen setting: the fastest batch measured, fused if it helped, channels_last as measured
+    best = max(ok, key=lambda r: r["pairs_per_s"]) if ok else rows[0]
+    fused_r = next((r for r in rows if r["row"].startswith("fused")), {})
+    cl_off = next((r for r in rows if r["row"].startswith("channels_last off")), {})
+    chosen = dict(batch=best["batch"], fused=fused_r.get("pairs_per_s", 0) >= rows[0].get("pairs_per_s", 0),
+                  channels_last=cl_off.get("pairs_per_s", 0) <= rows[0].get("pairs_per_s", 0), compile=False)
+    pps = {}
+    for v in TRAINED:
+        r = row(f"variant {v} (chosen setting)", variant=v, need_s=6.0, **chosen)
+        if "pairs_per_s" in r:
+            pps[v] = r["pairs_per_s"]
+    row(f"torch.compile b{chosen['batch']}", need_s=45.0, **{**chosen, "compile": True})
+    row(f"CUDA graphs (reduce-overhead) b{chosen['batch']}", need_s=45.0, **{**chosen, "compile": "reduce-overhead"})
+    out = {"rows": rows, "pairs_per_s": pps, "host_syncs_in_step": sync, "chosen": {**chosen, "width": width}, "sampling_render_share": share,
+           "budget_s": budget_s, "wall_s": time.perf_counter() - t_start, "steps_timed": steps}
+    if len(pps) == len(TRAINED):
+        out["schedule_6min"] = steps_for_budget(pps, 360, batch=chosen["batch"])
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="embedded")
-    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     cuda = torch.cuda.is_available()
     prov = Provenance(data=a.data, profile="benchmark", seeds=[0])
-    res = []
-    if cuda:
-        for b in ([a.batch] if a.batch else [256, 1024]):
-            res.append(run(a.data, b, a.steps or 20, 32, a.compile))
-            print(res[-1], flush=True)
-    else:
-        res.append(run(a.data, a.batch or 32, a.steps or 5, 8, False))
-        print(res[-1], flush=True)
-    save_table({"results": res, "target": "MFU >= 30% in bf16 on one H100"}, "bench_train_generator", prov,
-               rows=[{k: r[k] for k in ("device", "batch", "width", "pairs_per_s", "step_s", "mfu", "sampling_share")} for r in res])
+    res = bench(a.data, a.budget_s, a.steps)
+    print("pairs/s per variant:", res["pairs_per_s"], "chosen:", res["chosen"], flush=True)
+    cols = ("row", "batch", "pairs_per_s", "step_s", "mfu", "compile_s", "sampling_render_share", "error", "skipped")
+    save_table({**res, "target": "MFU >= 30% in bf16 on one H100"},
+               "bench_train_generator_cuda" if cuda else "bench_train_generator", prov,
+               rows=[{k: r.get(k, "") for k in cols} for r in res["rows"]])
 
 
 if __name__ == "__main__":

@@ -1,24 +1,42 @@
-"""Command line: ``python -m geo reproduce`` runs every numbered notebook in order with
-papermill (what ``make reproduce`` does); ``python -m geo full-gpu`` computes the
-full-profile results on a GPU in resumable stages and writes JSON that the notebooks
-draw from (``precomputed`` parameter).
+"""Command line.
 
     python -m geo reproduce [--data embedded|PATH] [--profile quick|full] [--precomputed DIR]
-    python -m geo full-gpu --data PATH --out DIR [--stages generators,fig5,fig6]
+    python -m geo full-gpu --data PATH --out DIR [--stages ...] [--profile full|tiny]
+                           [--budget-s S] [--commit SHA]
+
+``reproduce`` runs every numbered notebook in order with papermill (what ``make
+reproduce`` does). ``full-gpu`` computes the full-profile results on a GPU in resumable
+stages (:mod:`geo.pipeline`) and writes JSON that the notebooks draw from
+(``precomputed``); ``scripts/gpu_run.sh`` is the one prepared run that calls it on a lent
+GPU. Every argument is checked before any heavy work starts; paths are resolved against
+the caller's directory (papermill runs the notebooks from ``notebooks/``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from geo.results import REPO, Provenance, atomic_write, dumps
+from geo.results import REPO
 
 NOTEBOOKS = REPO / "notebooks"
-VARIANTS = ("AE", "SG", "SG+AUG", "DG+AUG")
 PRECOMPUTED = {"02_generators": "generators", "03_fig5_label_efficiency": "fig5", "04_fig6_ablations": "fig6"}
+
+
+class UsageError(ValueError):
+    """A bad command-line argument: the message names it and what was expected."""
+
+
+def check_data(data: str) -> str:
+    """``embedded`` or an absolute path to a readable Human3.6M copy (either layout)."""
+    if data in ("embedded", "default"):
+        return "embedded"
+    from geo.data.h36m import LAYOUTS, require_dir
+
+    p = Path(data).expanduser().resolve()
+    require_dir(p, LAYOUTS)  # raises DataError naming the folder and the layouts expected
+    return str(p)
 
 
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
@@ -37,60 +55,17 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
             params["precomputed"] = str(Path(precomputed) / f"{stage}.json")
         print(f"== {nb.name} {params}", flush=True)
         t = time.time()
-        pm.execute_notebook(str(nb), str(out / nb.name), parameters=params, cwd=str(NOTEBOOKS), progress_bar=False)
+        pm.execute_notebook(str(nb), str(out / nb.name), parameters=params, cwd=str(NOTEBOOKS),
+                            progress_bar=False, log_output=True)
         print(f"   done in {time.time() - t:.0f} s", flush=True)
-    print(f"figures in {REPO / 'figures'}, executed notebooks in {out}")
-    return 0
-
-
-def full_gpu(data: str, out: str, stages) -> int:
-    """Stages write ``<out>/<stage>.json``; a stage whose JSON exists is skipped, and the
-    generators resume from their checkpoints in runs/, so a cut-off run continues."""
-    from geo import experiments as E
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = E.load_data(data)
-    print(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences, device {E.device()}", flush=True)
-    encoders = {}
-    for stage in stages:
-        path = out / f"{stage}.json"
-        ex = E.EXPERIMENTS["full"]
-        seeds = {"fig5": ex["seeds"], "fig6": ex["fig6_seeds"]}.get(stage, [0])
-        prov = Provenance(data=data, profile="full", seeds=seeds)
-        if stage == "generators":
-            res = json.loads(path.read_text())["generators"] if path.exists() else {}
-            for v in VARIANTS:
-                models, hist, run = E.generator(ds, data, v, "full", progress=False)
-                encoders[v] = models["phi_psi"].encoder
-                if v not in res:
-                    from geo.train import load_checkpoint
-                    cfg, _, state = load_checkpoint(run, E.device())
-                    from dataclasses import asdict
-                    res[v] = {"history": hist, "quality": E.synthesis_quality(models, ds, v), "config": asdict(cfg),
-                              "steps": state["step"]}
-                    atomic_write(path, dumps({"generators": res, "meta": prov.sidecar()}))
-                print(v, {k: res[v]["quality"][k] for k in ("iou", "l2_per_pixel")}, "steps", res[v]["steps"], flush=True)
-            continue
-        if path.exists():
-            print(f"{stage}: {path} exists, skipped", flush=True)
-            continue
-        for v in VARIANTS:
-            if v not in encoders:
-                encoders[v] = E.generator(ds, data, v, "full", progress=False)[0]["phi_psi"].encoder
-        if stage == "fig5":
-            r = E.fig5(ds, encoders["DG+AUG"], "full", progress=False)
-            print("fig5 gain", r["gain_pct"], flush=True)
-        elif stage == "fig6":
-            r = E.fig6(ds, {**encoders, "I_SG": None}, "full", progress=False)
-            print("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()}, flush=True)
-        else:
-            raise SystemExit(f"unknown stage {stage!r}; expected generators, fig5, fig6")
-        atomic_write(path, dumps({stage: r, "meta": prov.sidecar()}))
+    print(f"results in {REPO / 'runs' / 'figures'} (or figures/ for a full run on Human3.6M), "
+          f"executed notebooks in {out}")
     return 0
 
 
 def main(argv=None) -> int:
+    from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
+
     ap = argparse.ArgumentParser(prog="geo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="run every notebook in order (papermill)")
@@ -100,11 +75,40 @@ def main(argv=None) -> int:
     f = sub.add_parser("full-gpu", help="compute full-profile results (GPU) in resumable stages")
     f.add_argument("--data", required=True)
     f.add_argument("--out", required=True)
-    f.add_argument("--stages", default="generators,fig5,fig6")
+    f.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
+    f.add_argument("--profile", default="full", choices=sorted(RUN_PROFILES),
+                   help="'full' on a GPU; 'tiny' rehearses the whole run on CPU in a minute")
+    f.add_argument("--budget-s", type=float, default=None,
+                   help="wall-clock budget of the whole run (s); training is sized to fit it")
+    f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
     a = ap.parse_args(argv)
-    if a.cmd == "reproduce":
-        return reproduce(a.data, a.profile, a.precomputed)
-    return full_gpu(a.data, a.out, a.stages.split(","))
+    from geo.data import DataError
+
+    try:
+        data = check_data(a.data)
+        if a.cmd == "reproduce":
+            pre = None
+            if a.precomputed is not None:
+                pre = Path(a.precomputed).expanduser().resolve()
+                if not pre.is_dir():
+                    raise UsageError(f"--precomputed {a.precomputed}: no such folder; expected the --out folder "
+                                     f"of `python -m geo full-gpu`")
+                if not any((pre / f"{s}.json").exists() for s in PRECOMPUTED.values()):
+                    raise UsageError(f"--precomputed {pre}: holds none of "
+                                     f"{sorted(s + '.json' for s in PRECOMPUTED.values())}")
+            return reproduce(data, a.profile, str(pre) if pre else None)
+        stages = [s.strip() for s in a.stages.split(",") if s.strip()]
+        bad = [s for s in stages if s not in STAGES]
+        if bad or not stages:
+            raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
+        if a.budget_s is not None and a.budget_s <= 0:
+            raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
+    except (UsageError, DataError) as e:
+        print(f"geo: error: {e}", file=sys.stderr)
+        return 2
+    from geo.pipeline import run
+
+    return run(data, Path(a.out).expanduser().resolve(), stages, a.profile, a.budget_s, a.commit)
 
 
 if __name__ == "__main__":

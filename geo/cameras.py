@@ -182,7 +182,8 @@ class Torus:
         d = self.dist_min + u[:, 2] * (self.dist_max - self.dist_min)
         nrm = torch.randn((n, 4), generator=generator, device=dev, dtype=dt)
         look = target + nrm[:, :3] * self.target_jitter
-        look = look + torch.tensor([0.0, 0.0, self.target_height], device=dev, dtype=dt)
+        # a Python scalar, not a host tensor: no host-to-device copy (a sync on CUDA) per batch
+        look = torch.cat([look[:, :2], look[:, 2:] + self.target_height], -1)
         off = torch.stack([torch.cos(e) * torch.cos(a), torch.cos(e) * torch.sin(a), torch.sin(e)], -1)
         centre = target + d[:, None] * off
         return look_at_torch(centre, look, nrm[:, 3] * self.roll_std), centre
@@ -192,7 +193,7 @@ def look_at_torch(centre: torch.Tensor, target: torch.Tensor, roll: torch.Tensor
                   up=(0.0, 0.0, 1.0)) -> torch.Tensor:
     """:func:`look_at` on tensors (any device), batched (..., 3) -> (..., 3, 3)."""
     z = torch.nn.functional.normalize(target - centre, dim=-1)
-    up = torch.as_tensor(up, dtype=z.dtype, device=z.device).expand_as(z)
+    up = torch.stack([torch.full_like(z[..., 0], float(u)) for u in up], -1)   # no host-to-device copy
     x = torch.nn.functional.normalize(torch.linalg.cross(z, up), dim=-1)
     y = torch.linalg.cross(z, x)
     R = torch.stack([x, y, z], dim=-2)

@@ -4,18 +4,19 @@ parameters, call these, and draw.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from geo import regress
 from geo.data import Dataset, load
 from geo.pairs import PairSource
 from geo.results import runs_dir
-from geo.train import NeedsImages, config_for, train
+from geo.data import DataError
+from geo.train import NeedsImages, config_for, identity_hash, map_iou, synthesise, train
 
 # Paper numbers, only ever shown as labelled references beside ours.
 PAPER = {
@@ -23,10 +24,18 @@ PAPER = {
     "fig6_mpjpe": {"BL": 49.8, "BL+DG+AUG": 46.3},                 # Table 1 / Sec. 4 (Regression#3)
 }
 
-# Experiment sizes per profile: quick for CPU/CI, full for a GPU.
+# Experiment sizes per profile: quick for CPU/CI, full for a GPU. Regressor schedules
+# (epochs, batch, lr decay) come from geo.regress.schedule(kind, k, profile). ``train_frames``
+# / ``test_frames``: at most this many rows, evenly spaced over subjects/actions/cameras
+# (geo.regress.subsample; None: all). Quick: 6,000 / 3,000 rows, because encoding G with a
+# width-8 encoder costs 1.5-3 ms per frame on 2 CPU cores and fig5 + fig6 encode their rows
+# 6 times (2 inputs, 4 variants). ``hidden``: regressor width (quick: 256, so that
+# Martinez's network trains in seconds on 2 CPU cores; the paper's/Martinez's 1024 in full).
 EXPERIMENTS = {
-    "quick": dict(seeds=[0], per_decade=1, max_ks=3, steps=150, fig6_seeds=[0]),
-    "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=5, steps=400, fig6_seeds=[0, 1]),
+    "quick": dict(seeds=[0], per_decade=1, max_ks=3, fig6_seeds=[0], train_frames=6_000, test_frames=3_000,
+                  hidden=256),
+    "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=5, fig6_seeds=[0, 1], train_frames=None, test_frames=None,
+                 hidden=1024),
 }
 
 
@@ -34,21 +43,86 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_DATA_IDS: dict = {}
+
+
+def data_identity(data) -> str:
+    """What a data argument holds, independent of where it lies: ``"embedded"``, or a
+    sha256 over the relative names, sizes and contents of the files under the path
+    (files over 64 MiB: their first and last MiB). The same copy at another path (a GPU
+    machine) has the same identity; an edited file has another. Cached per process by
+    (path, sizes, mtimes)."""
+    if data in ("embedded", "default", None):
+        return "embedded"
+    root = Path(data).resolve()
+    if not root.exists():
+        raise DataError(f"{root}: no such data file or folder")
+    files = sorted(p for p in (root.rglob("*") if root.is_dir() else [root])
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root.parent).parts))
+    stats = [(p, p.stat()) for p in files]
+    key = (str(root), tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in stats))
+    if key not in _DATA_IDS:
+        h = hashlib.sha256()
+        for p, st in stats:
+            h.update(f"{p.relative_to(root) if root.is_dir() else p.name}\0{st.st_size}\0".encode())
+            with open(p, "rb") as f:
+                if st.st_size <= 64 << 20:
+                    h.update(hashlib.sha256(f.read()).digest())
+                else:
+                    h.update(f.read(1 << 20))
+                    f.seek(-(1 << 20), 2)
+                    h.update(f.read(1 << 20))
+        _DATA_IDS[key] = h.hexdigest()
+    return _DATA_IDS[key]
+
+
 def data_tag(data: str) -> str:
-    return "embedded" if data in ("embedded", "default", None) else re.sub(r"[^A-Za-z0-9]+", "_", str(Path(data).resolve()))[-40:]
+    """Folder name for a data argument: ``embedded``, or the path's last two parts
+    (readable) plus 8 hex digits of :func:`data_identity` (unique)."""
+    if data in ("embedded", "default", None):
+        return "embedded"
+    tail = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(Path(data).resolve().parts[-2:])).strip("_")[-32:]
+    return f"{tail}-{data_identity(data)[:8]}"
+
+
+def run_dir(data: str, variant: str, profile: str = "quick", seed: int = 0, **over) -> Path:
+    """``runs/<data_tag>/<profile>/<variant>-s<seed>-<hash>``, the hash over the run's
+    identity (``geo.train.identity``: every config field but steps and logging/speed
+    knobs) and the data's identity: another config or other data never shares a folder."""
+    cfg = config_for(variant, profile, seed=seed, **over)
+    return runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}-{identity_hash(cfg, data_identity(data))}"
 
 
 def load_data(data: str = "embedded") -> Dataset:
     return load(data)
 
 
-def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed: int = 0, progress=True, **over):
-    """Train (or load, or resume) one generator variant on the training subjects.
-    Returns (models, history, run_dir); raises NeedsImages for I_SG."""
+def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed: int = 0, progress=True,
+              prefer_weights: bool = False, heldout=True, **over):
+    """Train (or load, or resume, or extend) one generator variant on the training
+    subjects, in :func:`run_dir`. ``heldout``: True (a PairSource of the test subjects),
+    a PairSource, or None/False; the held-out IoU is logged every ``eval_every`` steps. ``prefer_weights``: first look in ``weights/``
+    (:mod:`geo.weights`) for a set of this variant with the same identity, the same data
+    and at least the steps asked for, and load it if there is one. Returns (models,
+    history, folder); raises NeedsImages for I_SG."""
     cfg = config_for(variant, profile, seed=seed, **over)
-    run = runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}"
+    if variant == "I_SG":
+        train(cfg, None, None)   # raises NeedsImages
+    if prefer_weights:
+        from geo import weights
+
+        got = weights.find(cfg, data_identity(data))
+        if got is not None:
+            return got
+    run = run_dir(data, variant, profile, seed, **over)
     src = PairSource(ds, ds.train_subjects, device=device(), seed=seed)
-    models, hist = train(cfg, src, run, progress=progress)
+    ho = heldout if isinstance(heldout, PairSource) else None
+    if heldout is True and cfg.eval_every and ds.test_subjects:
+        try:
+            ho = PairSource(ds, ds.test_subjects, device=device(), seed=seed)
+        except DataError as e:
+            print(f"no held-out IoU during training: {e}")
+    models, hist = train(cfg, src, run, progress=progress, heldout=ho)
     return models, hist, run
 
 
@@ -61,18 +135,22 @@ def synthesis_quality(models, ds: Dataset, variant: str, n: int = 1024, seed: in
     ious, l2s = [], []
     for s in range(0, n, 256):
         b = src.sample(min(256, n - s), same_view=variant == "AE")
-        with torch.autocast(src.device.type, dtype=torch.bfloat16, enabled=src.device.type == "cuda"):
-            out, _, _ = g(b.maps_i, None if variant == "AE" else b.R_ij)
-        pred, tgt = out.float() > 0.5, b.maps_j > 0.5
-        ious.append(((pred & tgt).sum((2, 3)).float() / (pred | tgt).sum((2, 3)).clamp_min(1).float()).cpu())
+        out = synthesise(g, b, variant)
+        ious.append(map_iou(out, b.maps_j).cpu())     # the measure train() logs on held-out pairs
         l2s.append((out.float() - b.maps_j.float()).pow(2).mean((1, 2, 3)).cpu())
     iou = torch.cat(ious)
     return {"iou": float(iou.mean()), "iou_per_channel": iou.mean(0).tolist(), "l2_per_pixel": float(torch.cat(l2s).mean()),
             "pairs": n}
 
 
-def _splits(ds, input2d):
-    return regress.make_split(ds, ds.train_subjects, input2d), regress.make_split(ds, ds.test_subjects, input2d)
+def _splits(ds, input2d, profile: str = "full"):
+    """Train rows (the training subjects only) and test rows (the test subjects only) of the
+    regressors, subsampled as the profile says. Each :class:`geo.regress.Split` carries its
+    per-row ``subjects`` and a ``note`` on the subsample."""
+    ex = EXPERIMENTS[profile]
+    tr = regress.make_split(ds, ds.train_subjects, input2d)
+    te = regress.make_split(ds, ds.test_subjects, input2d)
+    return regress.subsample(tr, ex["train_frames"]), regress.subsample(te, ex["test_frames"])
 
 
 def _inputs(tr, te, encoder):
@@ -84,27 +162,39 @@ def _inputs(tr, te, encoder):
     return train, test
 
 
+def _fig5_ks(n: int, ex: dict) -> list[int]:
+    """k on a log scale from 50 to all n training rows, at most ``max_ks`` of them plus
+    500 (the paper's comparison point); a k within 1.5x of 500 gives way to 500."""
+    ks = regress.log_ks(n, per_decade=ex["per_decade"])
+    if len(ks) > ex["max_ks"]:
+        keep = np.unique(np.round(np.linspace(0, len(ks) - 1, ex["max_ks"])).astype(int))
+        ks = sorted(set([ks[i] for i in keep]) | {min(500, n)})
+    k5 = min(500, n)
+    return [k for k in ks if k in (k5, n, ks[0]) or abs(np.log(k / k5)) >= np.log(1.5)]
+
+
 def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), progress=True) -> dict:
-    """Baseline#1 (FC on 2D) vs Regression#1 (FC on G) for k labelled frames."""
+    """Baseline#1 (FC on 2D) vs Regression#1 (FC on G) for k labelled frames. The seeds of
+    one (method, k) train together as one batched model (geo.regress.fit_many)."""
     ex = EXPERIMENTS[profile]
     rows = []
     for input2d in inputs:
-        tr, te = _splits(ds, input2d)
+        tr, te = _splits(ds, input2d, profile)
         train, test = _inputs(tr, te, encoder)
-        actions = te.actions
         n = len(train["y"])
-        ks = regress.log_ks(n, per_decade=ex["per_decade"])
-        if len(ks) > ex["max_ks"]:
-            keep = np.unique(np.round(np.linspace(0, len(ks) - 1, ex["max_ks"])).astype(int))
-            ks = sorted(set([ks[i] for i in keep]) | {min(500, n)})
-        subsets = regress.label_subsets(n, ks, ex["seeds"])
-        for (k, seed), lab in tqdm(sorted(subsets.items()), disable=not progress, desc=f"fig5 {input2d}"):
-            for method, cfg in (("Baseline#1", regress.FitConfig("fc", True, False, ex["steps"], seed=seed)),
-                                ("Regression#1", regress.FitConfig("fc", False, True, ex["steps"], seed=seed))):
-                pred = regress.fit_predict(cfg, train, test, lab, device())
-                ev = regress.evaluate(pred, test["y"], actions)
-                rows.append({"input": input2d, "method": method, "k": k, "seed": seed,
-                             "mpjpe": ev["mpjpe"], "p_mpjpe": ev["p_mpjpe"]})
+        subsets = regress.label_subsets(n, _fig5_ks(n, ex), ex["seeds"])
+        jobs = [(method, k, seed, lab) for (k, seed), lab in sorted(subsets.items())
+                for method in ("Baseline#1", "Regression#1")]
+        cfgs = [regress.FitConfig("fc", method == "Baseline#1", method == "Regression#1", seed=seed, profile=profile,
+                                  hidden=ex["hidden"]) for method, k, seed, _ in jobs]
+        info = []
+        preds = regress.fit_many(cfgs, train, test, [j[3] for j in jobs], device(), progress=progress, info=info)
+        for (method, k, seed, _), pred, inf in zip(jobs, preds, info):
+            ev = regress.evaluate(pred, test["y"], te.actions)
+            rows.append({"input": input2d, "method": method, "k": k, "seed": seed, "mpjpe": ev["mpjpe"],
+                         "p_mpjpe": ev["p_mpjpe"], "epochs": inf["epochs"], "steps": inf["steps"],
+                         "train_rows": n, "test_rows": len(te), "train_frames": tr.note, "test_frames": te.note,
+                         "hidden": ex["hidden"]})
     return {"rows": rows, "gain_pct": gain_at(rows, 500)}
 
 
@@ -130,15 +220,16 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
     """The ablation ladder, Protocol #1 MPJPE, all labelled training frames, SH input.
     ``encoders``: {variant: encoder or None when the variant could not be trained}.
     Regression#1 ladder: BL = FC on 2D, BL+X = FC on G of X. Regression#2 ladder: BL =
-    Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC)."""
+    Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC).
+    Per ladder, the rungs with G (and their seeds) train together as one batched model."""
     ex = EXPERIMENTS[profile]
-    tr, te = _splits(ds, "sh")
+    tr, te = _splits(ds, "sh", profile)
     lab = np.arange(len(tr.y))
     inputs = {}   # each variant's G is encoded once and serves both regressors
     out = {}
     for reg, kind in (("Regression#1", "fc"), ("Regression#2", "martinez")):
-        ladder = {}
-        for rung in tqdm(FIG6_RUNGS, disable=not progress, desc=f"fig6 {reg}"):
+        ladder, jobs = {}, []
+        for rung in FIG6_RUNGS:
             variant = rung[3:] if rung != "BL" else None
             if variant is not None and encoders.get(variant) is None:
                 why = "I_SG needs Human3.6M video frames, which this data has not" if variant == "I_SG" else "not trained"
@@ -146,14 +237,25 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
                 continue
             if variant not in inputs:
                 inputs[variant] = _inputs(tr, te, encoders[variant] if variant else None)
-            train, test = inputs[variant]
             use_2d = variant is None or kind == "martinez"
-            vals = []
-            for seed in ex["fig6_seeds"]:
-                cfg = regress.FitConfig(kind, use_2d, variant is not None, ex["steps"], seed=seed)
-                vals.append(regress.evaluate(regress.fit_predict(cfg, train, test, lab, device()), te.y, te.actions)["mpjpe"])
-            ladder[rung] = {"mpjpe_mean": float(np.mean(vals)), "mpjpe_std": float(np.std(vals)), "mpjpe_seeds": vals}
-        out[reg] = ladder
+            jobs += [(rung, variant, regress.FitConfig(kind, use_2d, variant is not None, seed=seed, profile=profile,
+                                                       hidden=ex["hidden"])) for seed in ex["fig6_seeds"]]
+            ladder[rung] = None
+        if progress:
+            print(f"fig6 {reg}: {len(jobs)} fits", flush=True)
+        info = []
+        preds = regress.fit_many([j[2] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
+                                 [lab] * len(jobs), device(), progress=progress, info=info)
+        for rung in FIG6_RUNGS:
+            if ladder[rung] is not None:
+                continue
+            sel = [i for i, j in enumerate(jobs) if j[0] == rung]
+            vals = [regress.evaluate(preds[i], te.y, te.actions)["mpjpe"] for i in sel]
+            ladder[rung] = {"mpjpe_mean": float(np.mean(vals)), "mpjpe_std": float(np.std(vals)), "mpjpe_seeds": vals,
+                            "epochs": info[sel[0]]["epochs"], "steps": info[sel[0]]["steps"], "hidden": ex["hidden"],
+                            "train_rows": len(tr), "test_rows": len(te), "train_frames": tr.note,
+                            "test_frames": te.note}
+        out[reg] = {rung: ladder[rung] for rung in FIG6_RUNGS}
     return out
 
 
@@ -175,4 +277,5 @@ def load_precomputed(path, key: str, data: str, profile: str):
     return blob[key], meta, meta.get("data", data), meta.get("profile", profile)
 
 
-__all__ = ["load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "synthesis_quality", "fig5", "fig6", "load_data", "device"]
+__all__ = ["load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
+           "data_tag", "synthesis_quality", "fig5", "fig6", "load_data", "device"]

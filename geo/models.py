@@ -114,47 +114,156 @@ class RegressorConfig:
     in_g: int = 0                # M * 3 for G, 0 when unused
     hidden: int = 1024
     out: int = 48                # 16 non-root joints x 3
-    dropout: float = 0.25
+    dropout: float | None = None # None: 0.5 for "martinez" (Martinez et al. 2017), 0.25 for "fc"
     blocks: int = 2              # residual blocks of the Martinez network
+    max_norm: float | None = None  # None: 1.0 for "martinez" (their tf.clip_by_norm(w, 1)), off for "fc"
+
+    def __post_init__(self):
+        if self.kind not in ("fc", "martinez"):
+            raise ValueError(f"unknown regressor kind {self.kind!r}; expected 'fc' or 'martinez'")
+        if not (self.in_2d or self.in_g):
+            raise ValueError("a regressor needs 2D joints, G, or both as input")
+        if self.dropout is None:
+            self.dropout = 0.5 if self.kind == "martinez" else 0.25
+        if self.max_norm is None:
+            self.max_norm = 1.0 if self.kind == "martinez" else 0.0
 
 
-class Residual(nn.Module):
-    def __init__(self, h: int, p: float):
+def _kaiming(shape, fan_in: int, gen: torch.Generator) -> torch.Tensor:
+    """Martinez et al.'s ``kaiming`` initialiser: truncated normal (+-2 sd) * sqrt(2 / fan_in)."""
+    t = torch.empty(shape)
+    nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0, generator=gen)
+    return t * (2.0 / fan_in) ** 0.5
+
+
+class BatchedLinear(nn.Module):
+    """F independent linear layers: x (F, B, din) -> (F, B, dout), one ``baddbmm``. With
+    ``max_norm`` > 0 each fit's weight matrix is rescaled in the forward pass to Frobenius
+    norm <= max_norm, as Martinez et al.'s ``tf.clip_by_norm(w, 1)`` (gradients flow
+    through the clip)."""
+
+    def __init__(self, fits: int, din: int, dout: int, max_norm: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p),
-                                 nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p))
+        self.weight = nn.Parameter(torch.empty(fits, din, dout))
+        self.bias = nn.Parameter(torch.empty(fits, 1, dout))
+        self.max_norm = max_norm
+
+    def effective_weight(self) -> torch.Tensor:
+        w = self.weight
+        if self.max_norm:
+            n = w.flatten(1).norm(dim=1).clamp_min(self.max_norm)
+            w = w * (self.max_norm / n)[:, None, None]
+        return w
 
     def forward(self, x):
-        return x + self.net(x)
+        return torch.baddbmm(self.bias, x, self.effective_weight())
+
+
+class BatchedBatchNorm(nn.Module):
+    """Batch norm per fit: statistics over the batch dimension of (F, B, H), running
+    estimates per fit (momentum 0.1, PyTorch's default)."""
+
+    def __init__(self, fits: int, h: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(fits, 1, h))
+        self.bias = nn.Parameter(torch.zeros(fits, 1, h))
+        self.register_buffer("running_mean", torch.zeros(fits, 1, h))
+        self.register_buffer("running_var", torch.ones(fits, 1, h))
+        self.eps, self.momentum = eps, momentum
+
+    def forward(self, x):
+        if self.training:
+            var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+            with torch.no_grad():
+                n = x.shape[1]
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class BatchedRegressor(nn.Module):
+    """F regressors of one architecture as one module (every weight has a leading fit
+    dimension), for training seeds / label subsets / ablation rungs at once.
+
+    The first layer embeds each input it is given (2D joints through one linear layer, G
+    through another) and sums them -- the paper's "forward G to fully connected layers to
+    match the feature dimension of baselines, and then directly do element-wise sum"
+    (Sec. 4). ``fc`` (Baseline#1 / Regression#1, "a two-layers fully-connected neural
+    network", Sec. 3.4): embed, ReLU, dropout, linear -> 48. ``martinez`` (Martinez et al.
+    2017, "A simple yet effective baseline"): embed, BN, ReLU, dropout, ``blocks`` residual
+    blocks of 2 x (linear, BN, ReLU, dropout), linear -> 48; every weight matrix max-norm
+    clipped to 1 in the forward pass. Init: Martinez et al.'s kaiming (weights and biases,
+    truncated normal * sqrt(2/fan_in)); BN scale 1, shift 0.
+
+    ``seeds``: one per fit; fit f's initial weights depend on seeds[f] only (drawn on the
+    CPU), so a fit is the same alone or batched. ``forward(x2d, g, noise)``: x2d (F, B, 16, 2)
+    or (F, B, 32), g (F, B, M, 3) or (F, B, 3M); ``noise`` (F, L, B, hidden) uniform [0, 1)
+    draws for the L dropout layers (``n_dropout``) in training, from the caller's per-fit
+    generators; without it dropout draws from the global RNG. Returns (F, B, 48)."""
+
+    def __init__(self, cfg: RegressorConfig, seeds):
+        super().__init__()
+        self.cfg = cfg
+        seeds = list(seeds)
+        F_, h, mn = len(seeds), cfg.hidden, cfg.max_norm
+        self.embed_2d = BatchedLinear(F_, cfg.in_2d, h, mn) if cfg.in_2d else None
+        self.embed_g = BatchedLinear(F_, cfg.in_g, h, mn) if cfg.in_g else None
+        self.linears = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        if cfg.kind == "martinez":
+            self.norms.append(BatchedBatchNorm(F_, h))
+            for _ in range(2 * cfg.blocks):
+                self.linears.append(BatchedLinear(F_, h, h, mn))
+                self.norms.append(BatchedBatchNorm(F_, h))
+        self.head = BatchedLinear(F_, h, cfg.out, mn)
+        self.n_dropout = 1 + (2 * cfg.blocks if cfg.kind == "martinez" else 0)
+        lins = [m for m in (self.embed_2d, self.embed_g) if m is not None] + list(self.linears) + [self.head]
+        with torch.no_grad():
+            for f, s in enumerate(seeds):
+                gen = torch.Generator().manual_seed(int(s))
+                for lin in lins:
+                    din, dout = lin.weight.shape[1:]
+                    lin.weight[f].copy_(_kaiming((din, dout), din, gen))
+                    lin.bias[f].copy_(_kaiming((1, dout), dout, gen))
+
+    @property
+    def fits(self) -> int:
+        return self.head.weight.shape[0]
+
+    def _drop(self, h, noise, i):
+        p = self.cfg.dropout
+        if not self.training or p <= 0:
+            return h
+        u = noise[:, i] if noise is not None else torch.rand_like(h)
+        return h * (u >= p).to(h.dtype) / (1 - p)
+
+    def forward(self, x2d: torch.Tensor | None = None, g: torch.Tensor | None = None, noise=None) -> torch.Tensor:
+        h = 0
+        if self.embed_2d is not None:
+            h = h + self.embed_2d(x2d.flatten(2))
+        if self.embed_g is not None:
+            h = h + self.embed_g(g.flatten(2))
+        if self.cfg.kind == "fc":
+            return self.head(self._drop(torch.relu(h), noise, 0))
+        h = self._drop(torch.relu(self.norms[0](h)), noise, 0)
+        for b in range(self.cfg.blocks):
+            r = h
+            for j in (2 * b, 2 * b + 1):
+                r = self._drop(torch.relu(self.norms[j + 1](self.linears[j](r))), noise, j + 1)
+            h = h + r
+        return self.head(h)
 
 
 class Regressor(nn.Module):
-    """The 3D regressors. The first layer embeds each input it is given (2D joints through
-    one linear layer, G through another) and sums them -- the paper's "forward G to fully
-    connected layers to match the feature dimension of baselines, and then directly do
-    element-wise sum" (Sec. 4). ``fc``: embed, ReLU, dropout, linear -> 48 (two layers).
-    ``martinez``: embed, BN, ReLU, dropout, ``blocks`` residual blocks, linear -> 48."""
+    """One regressor (:class:`BatchedRegressor` with one fit): x2d (B, 16, 2), g (B, M, 3)
+    -> (B, 48)."""
 
-    def __init__(self, cfg: RegressorConfig):
+    def __init__(self, cfg: RegressorConfig, seed: int = 0):
         super().__init__()
-        if not (cfg.in_2d or cfg.in_g):
-            raise ValueError("a regressor needs 2D joints, G, or both as input")
         self.cfg = cfg
-        self.embed_2d = nn.Linear(cfg.in_2d, cfg.hidden) if cfg.in_2d else None
-        self.embed_g = nn.Linear(cfg.in_g, cfg.hidden) if cfg.in_g else None
-        if cfg.kind == "fc":
-            self.body = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout))
-        elif cfg.kind == "martinez":
-            self.body = nn.Sequential(nn.BatchNorm1d(cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                      *[Residual(cfg.hidden, cfg.dropout) for _ in range(cfg.blocks)])
-        else:
-            raise ValueError(f"unknown regressor kind {cfg.kind!r}; expected 'fc' or 'martinez'")
-        self.head = nn.Linear(cfg.hidden, cfg.out)
+        self.net = BatchedRegressor(cfg, [seed])
 
     def forward(self, x2d: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
-        h = 0
-        if self.embed_2d is not None:
-            h = h + self.embed_2d(x2d.flatten(1))
-        if self.embed_g is not None:
-            h = h + self.embed_g(g.flatten(1))
-        return self.head(self.body(h))
+        return self.net(None if x2d is None else x2d[None], None if g is None else g[None])[0]

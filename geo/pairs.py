@@ -13,6 +13,7 @@ R_j R_i^T. No DataLoader, no per-sample Python loop.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,14 @@ class PairSource:
 
     def __init__(self, ds: Dataset, subjects, device="cpu", torus: Torus | None = None, seed: int = 0):
         p3, p2, R, T, _ = collect_frames(ds, subjects)
+        # What the pairs are drawn from (frames, cameras, virtual-camera ranges): training
+        # checkpoints record it, so a run is never resumed on other data.
+        h = hashlib.blake2b(digest_size=16)
+        for a in (p3, p2, R):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(repr((tuple(subjects), torus or Torus())).encode())
+        self.fingerprint = h.hexdigest()
+        self.render_compile = False   # torch.compile the renderer (train() sets it on CUDA with cfg.compile)
         dev = torch.device(device)
         self.p3 = torch.as_tensor(p3, device=dev)
         self.p2 = torch.as_tensor(p2, device=dev)
@@ -99,5 +108,5 @@ class PairSource:
             R_j = torch.where(v[:, None, None], vR_j, R_j)
         if same_view:
             x_j, R_j = x_i, R_i
-        maps = render(torch.cat([x_i, x_j]), dtype=dtype)
+        maps = render(torch.cat([x_i, x_j]), dtype=dtype, compile=self.render_compile)
         return Batch(maps[:batch], maps[batch:], relative_rotation(R_i, R_j), x_i, x_j)

@@ -3,20 +3,29 @@
 Paper Sec. 3.4: F(I) = F_regression(F_G(F_2D(I))) = F_regression(G); "we implement the
 regression part by simply constructing a two-layers fully-connected neural network".
 Sec. 4: "OursShallow" = Regression#1 on G alone; Baseline#1 = the same regressor on the
-2D detections.
+2D detections; Regression#2 = Martinez et al. (2017) on 2D + G.
 
 Data: every (frame, camera) of the chosen subjects with 3D ground truth. Inputs: SH16 2D
 (stacked-hourglass detections, or the projected ground truth with ``input2d="gt"``) and G
 from a frozen encoder. Targets: the 16 non-root joints, root-relative, in the camera frame
 (mm), as in Martinez et al. 2017. Normalisation (Martinez et al.): inputs are z-scored
-with the mean/std of all training frames (2D and G need no 3D labels), targets with those
-of the k labelled frames.
+with the mean/std of all training frames of the fit (2D and G need no 3D labels), targets
+with those of the fit's k labelled frames.
 Evaluation: Protocol #1 MPJPE and Protocol #2 P-MPJPE on all test frames (all cameras),
 averaged per action, then over actions (H36M convention).
+
+Training: :func:`fit_many` trains F regressors of one architecture as ONE batched model
+(:class:`geo.models.BatchedRegressor`, weights with a leading fit dimension, ``baddbmm``),
+each with its own labelled rows, seed (init, shuffling, dropout) and normalisation; its
+schedule (epochs, batch, lr decay) comes from :func:`schedule`, chosen on a validation
+split of the training subjects only (S1 S5 S6 S7 -> S8; ``benchmarks/regressors.py
+--validate``), never on S9/S11.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -24,9 +33,13 @@ import torch
 from geo import metrics
 from geo.cameras import world_to_camera
 from geo.data import Dataset
-from geo.models import Regressor, RegressorConfig
+from geo.models import BatchedRegressor, RegressorConfig
 from geo.render import render
 from geo.skeleton import h36m17_to_sh16
+
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+VALIDATION = (("S1", "S5", "S6", "S7"), ("S8",))   # the schedule study: train, validate
 
 
 @dataclass
@@ -35,11 +48,23 @@ class Split:
     y: np.ndarray          # (N, 16, 3) mm, root-relative camera frame, non-root joints
     actions: list
     cameras: list
+    subjects: list = field(default_factory=list)   # per row
+    frames: np.ndarray | None = None               # per row: frame index in its sequence (10 Hz)
+    note: str = "all frames"
+
+    def __len__(self):
+        return len(self.y)
+
+    def take(self, idx, note: str | None = None) -> "Split":
+        idx = np.asarray(idx)
+        pick = lambda lst: [lst[i] for i in idx]   # noqa: E731
+        return Split(self.x2d[idx], self.y[idx], pick(self.actions), pick(self.cameras), pick(self.subjects),
+                     None if self.frames is None else self.frames[idx], note or self.note)
 
 
 def make_split(ds: Dataset, subjects, input2d: str = "sh") -> Split:
     """All (frame, camera) samples of ``subjects`` with 3D ground truth."""
-    xs, ys, acts, cams = [], [], [], []
+    xs, ys, acts, cams, subs, frames = [], [], [], [], [], []
     for s in subjects:
         for a, seq in ds.sequences[s].items():
             if seq.poses_3d is None:
@@ -57,17 +82,32 @@ def make_split(ds: Dataset, subjects, input2d: str = "sh") -> Split:
                     xs.append(seq.poses_2d[cid][:n])
                 acts += [a] * n
                 cams += [cid] * n
+                subs += [s] * n
+                frames.append(np.arange(n))
     if not xs:
         raise ValueError(f"no frames with 3D for subjects {list(subjects)}")
-    return Split(np.concatenate(xs), np.concatenate(ys), acts, cams)
+    return Split(np.concatenate(xs), np.concatenate(ys), acts, cams, subs, np.concatenate(frames))
+
+
+def subsample(split: Split, n: int | None) -> Split:
+    """At most ``n`` rows, evenly spaced over the rows (which run subject / action / camera
+    / frame), so every subject, action and camera keeps its share; deterministic. ``None``
+    or ``n >= len``: the split itself."""
+    if n is None or n >= len(split):
+        return split
+    idx = np.unique(np.linspace(0, len(split) - 1, n).round().astype(np.int64))
+    return split.take(idx, note=f"every {len(split) / len(idx):.2f}-th row: {len(idx)} of {len(split)} rows")
 
 
 @torch.no_grad()
-def encode(encoder, x2d: np.ndarray, device="cpu", batch: int = 4096) -> np.ndarray:
-    """G (N, M, 3) of the frozen encoder for 2D poses (N, 16, 2): render, then encode."""
+def encode(encoder, x2d: np.ndarray, device="cpu", batch: int | None = None) -> np.ndarray:
+    """G (N, M, 3) of the frozen encoder for 2D poses (N, 16, 2): render, then encode, in
+    batches of ``batch`` (default 4096 on CUDA, 1024 on the CPU, where 4096 64x64 map
+    stacks no longer fit the caches: 1024 measured faster)."""
     encoder.eval()
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    batch = batch or (4096 if cuda else 1024)
     out = []
     for s in range(0, len(x2d), batch):
         x = torch.as_tensor(x2d[s:s + batch], device=dev)
@@ -79,65 +119,261 @@ def encode(encoder, x2d: np.ndarray, device="cpu", batch: int = 4096) -> np.ndar
     return torch.cat(out).numpy()
 
 
-def _z(a, mean, std):
-    return (a - mean) / std
+# ----------------------------------------------------------------------------- schedule
+@dataclass(frozen=True)
+class Schedule:
+    """How one fit trains: ``steps`` Adam updates of ``batch`` rows (each epoch a fresh
+    permutation of the k labelled rows, the last partial batch dropped), lr decaying
+    exponentially from ``lr`` to ``lr_final`` over the steps. ``epochs`` = steps * batch / k."""
+    epochs: float
+    batch: int
+    lr: float
+    lr_final: float
+    steps: int
 
 
+# Per profile and kind: batch, lr, lr_final, epochs (over all k labelled rows) and the
+# fewest updates any fit gets (``min_steps``; small k). See :func:`schedule`.
+SCHEDULES = {
+    "full": {"fc": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=40, min_steps=4000),
+             "martinez": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=40, min_steps=4000)},
+    "quick": {"fc": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=4, min_steps=600),
+              "martinez": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=2, min_steps=300)},
+}
+
+
+def schedule(kind: str, k: int, profile: str = "full") -> Schedule:
+    """The training schedule of a regressor of ``kind`` on ``k`` labelled rows.
+
+    Rule: batch = min(256, k); steps = max(min_steps, epochs * floor(k / batch)), i.e. at
+    all frames ``epochs`` (40) passes, at small k at least ``min_steps`` (4000) updates
+    -- many passes (k = 50: 4000 epochs of one full batch; k = 500: 2048; k = 5000: 205).
+    Adam, lr decaying exponentially from 1e-3 to 1e-4 over the run.
+
+    Martinez et al. 2017 (paper and code, 3d-pose-baseline): Adam lr 1e-3, exponential
+    decay 0.96 every 100k steps, batch 64, 200 epochs of the 50 Hz training frames
+    (~1.5 M rows: ~4.8 M steps, lr ending at 0.96^48 = 0.14 of its start); 1024 wide, 2
+    residual blocks, BN, dropout 0.5, max-norm 1, kaiming init
+    (:class:`geo.models.BatchedRegressor`). Adapted to our 10 Hz data (0.29 M rows with 3D,
+    all cameras) and to GPU time: batch 256 (4x fewer, larger steps at the same lr 1e-3),
+    the decay expressed per run (lr / lr_final = 10, about Martinez's total 1 / 0.14 = 7)
+    rather than per 100k steps, and 40 epochs of the 10 Hz rows (46k steps) instead of
+    200 of the 50 Hz rows (consecutive 50 Hz frames are near duplicates). ``fc``
+    (Baseline#1 / Regression#1, the paper's 2-layer FC, dropout 0.25) uses the same
+    optimiser and rule.
+
+    Chosen on the validation split of the training subjects only (train S1 S5 S6 S7, 241k
+    SH rows; validate on all S8 rows; S9/S11 never loaded), SH input, seed 0, CPU,
+    ``benchmarks/results/regressors_validation.json`` (S8 MPJPE, mm):
+
+    * fc, all frames, decay to 1e-4: 5 epochs 86.8, 10: 83.1, 20: 80.7, **40: 78.1**;
+      without decay: 10: 80.8, 20: 78.9, 40: 78.4; dropout 0 (20 epochs): 82.8.
+    * fc, k = 50 (steps; decay): 300: 169.2, 1000: 158.7, 4000: 161.8, 16000: 178.8;
+      4000 without decay: 168.6.
+    * fc, k = 500: 300: 114.4, 1000: 99.2, 4000: 99.9, 16000: 107.3; 4000 w/o decay: 104.0.
+    * fc, k = 5000: 1000: 94.4, 4000: 90.0; 4000 without decay: 87.5.
+      min_steps = 4000 is within 3 mm of the best tried at k = 50 and 500 and the best
+      tried (with decay) at 5000; many more steps overfit at small k (16000).
+    * martinez, on 24,000 evenly spaced rows of S1 S5 S6 S7 (a full-frame study did not fit
+      the 2-core CPU): 10 epochs 82.2, 30 epochs 76.3 (decay); without decay 10: 81.1, 30: 76.7.
+      More passes help; 40 epochs at all frames is an extrapolation, to be confirmed on a
+      GPU with ``python benchmarks/regressors.py --validate --kinds martinez
+      --martinez-frames 0 --append``.
+
+    ``quick``: a CPU smoke profile, a few epochs (not validated)."""
+    if profile not in SCHEDULES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(SCHEDULES)}")
+    if kind not in SCHEDULES[profile]:
+        raise ValueError(f"unknown regressor kind {kind!r}; expected one of {sorted(SCHEDULES[profile])}")
+    if k < 2:
+        raise ValueError(f"k = {k}: a regressor needs at least 2 labelled rows")
+    p = SCHEDULES[profile][kind]
+    batch = int(min(p["batch"], k))
+    steps = int(max(p["min_steps"], math.ceil(p["epochs"] * (k // batch))))
+    return Schedule(epochs=steps * batch / k, batch=batch, lr=p["lr"], lr_final=p["lr_final"], steps=steps)
+
+
+# ---------------------------------------------------------------------------------- fits
 @dataclass
 class FitConfig:
     kind: str = "fc"          # "fc" or "martinez"
     use_2d: bool = True
     use_g: bool = False
-    steps: int = 1500
-    batch: int = 256
-    lr: float = 1e-3
+    steps: int | None = None  # None: from schedule(kind, k, profile); else a fixed count
+    batch: int | None = None  # None: from the schedule
+    lr: float | None = None   # None: from the schedule
     seed: int = 0
+    epochs: float | None = None     # None: from the schedule (sets steps when steps is None)
+    lr_final: float | None = None   # None: from the schedule
+    profile: str = "full"
+    hidden: int = 1024
+    dropout: float | None = None    # None: the kind's default (RegressorConfig)
+
+    def schedule(self, k: int) -> Schedule:
+        s = schedule(self.kind, k, self.profile)
+        batch = int(min(self.batch or s.batch, k))
+        steps = self.steps
+        if steps is None and self.epochs is not None:
+            steps = max(1, math.ceil(self.epochs * (k // batch)))
+        steps = steps or (s.steps if batch == s.batch else max(1, round(s.steps * s.batch / batch)))
+        lr = self.lr or s.lr
+        lr_final = self.lr_final or (s.lr_final * lr / s.lr)
+        return Schedule(steps * batch / k, batch, lr, lr_final, int(steps))
 
 
-def fit_predict(cfg: FitConfig, train: dict, test: dict, labelled: np.ndarray, device="cpu") -> np.ndarray:
-    """Train a regressor on the ``labelled`` rows of ``train`` and predict ``test``.
-    ``train``/``test``: dicts with "x2d" (N,16,2), "g" (N,M,3) or None, "y" (N,16,3).
-    Returns test predictions (N, 16, 3) mm."""
-    dev = torch.device(device)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+def _flat(d: dict, key: str) -> np.ndarray:
+    return d[key].reshape(len(d[key]), -1).astype(np.float32)
 
-    def flat(d, key):
-        return d[key].reshape(len(d[key]), -1).astype(np.float32)
 
-    ins = []
-    if cfg.use_2d:
-        ins.append("x2d")
-    if cfg.use_g:
-        ins.append("g")
-    stats = {k: (flat(train, k).mean(0), flat(train, k).std(0) + 1e-6) for k in ins}
-    ylab = flat(train, "y")[labelled]
-    ym, ys = ylab.mean(0), ylab.std(0) + 1e-6
-    X = {k: torch.as_tensor(_z(flat(train, k)[labelled], *stats[k]), device=dev) for k in ins}
-    Y = torch.as_tensor(_z(ylab, ym, ys), device=dev)
-    model = Regressor(RegressorConfig(kind=cfg.kind, in_2d=X["x2d"].shape[1] if "x2d" in X else 0,
-                                      in_g=X["g"].shape[1] if "g" in X else 0)).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
-    n = len(Y)
-    bs = min(cfg.batch, n)
+def _keys(cfg: FitConfig) -> list[str]:
+    ins = (["x2d"] if cfg.use_2d else []) + (["g"] if cfg.use_g else [])
+    if not ins:
+        raise ValueError("a fit needs 2D joints, G, or both as input")
+    return ins
+
+
+def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, info: list | None = None):
+    """Train one regressor per ``cfgs[i]`` on rows ``labelled[i]`` of the training data and
+    predict the test rows. ``train`` / ``test``: a dict with "x2d" (N, 16, 2), "g" (N, M, 3)
+    (when a config uses G) and "y" (N, 16, 3) mm shared by all fits, or a list of such
+    dicts, one per fit (e.g. each ablation rung's G). Fits of equal (kind, inputs and their
+    sizes, k, schedule, hidden) train together as one batched model; each keeps its own
+    seed (init, shuffling, dropout), labelled rows and normalisation, so a fit gives the
+    same predictions alone or batched. No host sync inside the training loop.
+    Returns the test predictions, a list of (N_test, 16, 3) arrays in the order of
+    ``cfgs``; ``info`` (a list), when given, receives one dict per fit: schedule, group
+    size, wall time."""
+    cfgs = list(cfgs)
+    n = len(cfgs)
+    trains = train if isinstance(train, (list, tuple)) else [train] * n
+    tests = test if isinstance(test, (list, tuple)) else [test] * n
+    labs = [np.asarray(lab, np.int64) for lab in labelled]
+    if not (len(trains) == len(tests) == len(labs) == n):
+        raise ValueError(f"{n} configs but {len(trains)} train, {len(tests)} test, {len(labs)} labelled sets")
+    groups: dict = {}
+    for i, c in enumerate(cfgs):
+        dims = tuple(_flat(trains[i], key).shape[1] for key in _keys(c))
+        key = (c.kind, tuple(_keys(c)), dims, len(labs[i]), c.schedule(len(labs[i])), c.hidden, c.dropout)
+        groups.setdefault(key, []).append(i)
+    out = [None] * n
+    infos = [None] * n
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    for gi, (key, idx) in enumerate(groups.items()):
+        t0 = time.time()
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = True     # TF32 matmuls on CUDA: fine for these nets
+            preds, sched = _fit_group([cfgs[i] for i in idx], [trains[i] for i in idx], [tests[i] for i in idx],
+                                      [labs[i] for i in idx], torch.device(device))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        wall = time.time() - t0
+        if progress:
+            print(f"  fits {idx}: {key[0]} on {'+'.join(key[1])}, k={key[3]}: {sched.steps} steps, "
+                  f"{sched.epochs:.1f} epochs, batch {sched.batch}, {wall:.1f} s", flush=True)
+        for i, p in zip(idx, preds):
+            out[i] = p
+            infos[i] = {"epochs": sched.epochs, "steps": sched.steps, "batch": sched.batch, "lr": sched.lr,
+                        "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall}
+    if info is not None:
+        info.extend(infos)
+    return out
+
+
+def _stack_sources(dicts, key):
+    """Unique source arrays (by identity) concatenated, and each fit's row offset."""
+    uniq, offs, size = {}, [], 0
+    parts = []
+    for d in dicts:
+        if id(d) not in uniq:
+            uniq[id(d)] = size
+            a = _flat(d, key)
+            parts.append(a)
+            size += len(a)
+        offs.append(uniq[id(d)])
+    return np.concatenate(parts), offs
+
+
+def _fit_group(cfgs, trains, tests, labs, dev):
+    c0 = cfgs[0]
+    k = len(labs[0])
+    sched = c0.schedule(k)
+    ins = _keys(c0)
+    F_ = len(cfgs)
+    tensor = lambda a: torch.as_tensor(a, device=dev)   # noqa: E731
+    X, Xt, stats = {}, {}, {}
+    for key in ins:
+        a, off = _stack_sources(trains, key)
+        at, offt = _stack_sources(tests, key)
+        X[key], Xt[key] = tensor(a), tensor(at)
+        m = np.stack([a[o:o + len(trains[f][key])].mean(0) for f, o in enumerate(off)])
+        s = np.stack([a[o:o + len(trains[f][key])].std(0) + 1e-6 for f, o in enumerate(off)])
+        stats[key] = (tensor(m[:, None]), tensor(s[:, None]))
+    ya, yoff = _stack_sources(trains, "y")
+    Y = tensor(ya)
+    ylab = [ya[o + lab] for o, lab in zip(yoff, labs)]
+    ym = np.stack([v.mean(0) for v in ylab])[:, None]
+    ys = np.stack([v.std(0) + 1e-6 for v in ylab])[:, None]
+    ym_t, ys_t = tensor(ym), tensor(ys)
+    # labelled rows per fit as indices into the stacked sources (the same offsets for
+    # every key: each source dict contributes its rows to every stacked array)
+    rows = tensor(np.stack([o + lab for o, lab in zip(yoff, labs)]))
+    _, xoff = _stack_sources(trains, ins[0])
+    if xoff != yoff:
+        raise AssertionError("sources stacked inconsistently")
+
+    cfg = RegressorConfig(kind=c0.kind, in_2d=X["x2d"].shape[1] if "x2d" in X else 0,
+                          in_g=X["g"].shape[1] if "g" in X else 0, hidden=c0.hidden, dropout=c0.dropout)
+    model = BatchedRegressor(cfg, [c.seed for c in cfgs]).to(dev)
+    cuda = dev.type == "cuda"
+    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, **({"fused": True} if cuda else {"foreach": True}))
+    gamma = (sched.lr_final / sched.lr) ** (1.0 / max(sched.steps, 1))
+    gens = [torch.Generator(device=dev).manual_seed(10_007 * (c.seed + 1)) for c in cfgs]
+    b = sched.batch
+    per_epoch = max(1, k // b)
+    L, H = model.n_dropout, cfg.hidden
+
+    def inputs(idx):
+        return {key: (X[key][idx] - stats[key][0]) / stats[key][1] for key in ins}
+
     model.train()
-    for _ in range(cfg.steps):
-        idx = torch.randint(0, n, (bs,), generator=gen).to(dev)
-        pred = model(X["x2d"][idx] if "x2d" in X else None, X["g"][idx] if "g" in X else None)
-        loss = (pred - Y[idx]).pow(2).mean()
+    order = None
+    for t in range(sched.steps):
+        j = t % per_epoch
+        if j == 0:
+            perm = torch.stack([torch.randperm(k, generator=g, device=dev) for g in gens])
+            order = rows.gather(1, perm)
+        idx = order[:, j * b:(j + 1) * b]                      # (F, b)
+        xb = inputs(idx)
+        yb = (Y[idx] - ym_t) / ys_t
+        noise = torch.stack([torch.rand((L, len(idx[0]), H), generator=g, device=dev) for g in gens])
+        pred = model(xb.get("x2d"), xb.get("g"), noise)
+        loss = (pred - yb).pow(2).mean((1, 2)).sum()           # each fit's own mean loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        for pg in opt.param_groups:
+            pg["lr"] = sched.lr * gamma ** (t + 1)
     model.eval()
+    _, toff = _stack_sources(tests, "y")
+    nt = [len(d["y"]) for d in tests]
+    if len(set(nt)) != 1:
+        raise ValueError(f"test sets of one group must have equal sizes, got {nt}")
     out = []
+    chunk = 16384
     with torch.no_grad():
-        T = {k: torch.as_tensor(_z(flat(test, k), *stats[k]), device=dev) for k in ins}
-        for s in range(0, len(test["y"]), 65536):
-            out.append(model(T["x2d"][s:s + 65536] if "x2d" in T else None,
-                             T["g"][s:s + 65536] if "g" in T else None).cpu().numpy())
-    return (np.concatenate(out) * ys + ym).reshape(-1, 16, 3)
+        for s in range(0, nt[0], chunk):
+            e = min(s + chunk, nt[0])
+            idx = torch.stack([torch.arange(s + o, e + o, device=dev) for o in toff])
+            xb = {key: (Xt[key][idx] - stats[key][0]) / stats[key][1] for key in ins}
+            out.append((model(xb.get("x2d"), xb.get("g")) * ys_t + ym_t).cpu().numpy())
+    pred = np.concatenate(out, 1)
+    return [p.reshape(-1, 16, 3) for p in pred], sched
+
+
+def fit_predict(cfg: FitConfig, train: dict, test: dict, labelled: np.ndarray, device="cpu") -> np.ndarray:
+    """One fit (:func:`fit_many` with one config): train on the ``labelled`` rows of
+    ``train``, return the test predictions (N, 16, 3) mm."""
+    return fit_many([cfg], train, test, [labelled], device)[0]
 
 
 def evaluate(pred: np.ndarray, y: np.ndarray, actions) -> dict:

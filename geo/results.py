@@ -6,10 +6,12 @@ profile, seeds, git commit (and whether the tree was dirty), device, wall time, 
 geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly);
 tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
 
-The output folder is ``$GEO_FIGURES`` if set (tests point it at a temp folder so they
-never overwrite committed results), else ``figures/`` at the repository root; ``out_dir``
-of ``save_figure`` / ``save_table`` overrides both (the benchmarks write to
-``benchmarks/results/``).
+Where results go (:func:`figures_dir`): ``out_dir`` of ``save_figure`` / ``save_table`` if
+given (the benchmarks write to ``benchmarks/results/``); else ``$GEO_FIGURES`` if set (tests
+point it at a temp folder); else by what the run is: the committed ``figures/`` only for a
+**full-profile run on a Human3.6M copy** (the results this repository publishes), and
+``runs/figures/<data>-<profile>/`` for every other run (quick profile, embedded default),
+so that no command a user runs overwrites a tracked result with toy numbers.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -27,8 +30,26 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def figures_dir(out_dir=None) -> Path:
-    d = Path(out_dir) if out_dir is not None else Path(os.environ.get("GEO_FIGURES", REPO / "figures"))
+def publishes(data, profile) -> bool:
+    """Whether a run of ``data`` in ``profile`` writes the committed ``figures/``: only a
+    full-profile run on a Human3.6M copy does."""
+    return profile == "full" and data not in (None, "", "embedded", "default")
+
+
+def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
+    """The folder a result is written to (module docstring): ``out_dir``, else
+    ``$GEO_FIGURES``, else ``figures/`` for a full run on Human3.6M, else
+    ``runs/figures/<data>-<profile>/`` (``prov`` gives data and profile)."""
+    if out_dir is not None:
+        d = Path(out_dir)
+    elif os.environ.get("GEO_FIGURES"):
+        d = Path(os.environ["GEO_FIGURES"])
+    elif prov is None or publishes(prov.meta.get("data"), prov.meta.get("profile")):
+        d = REPO / "figures"
+    else:
+        data = str(prov.meta.get("data"))
+        tag = "embedded" if data in ("None", "", "embedded", "default") else re.sub(r"[^A-Za-z0-9]+", "_", Path(data).name).strip("_")
+        d = runs_dir() / "figures" / f"{tag or 'data'}-{prov.meta.get('profile')}"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -67,12 +88,15 @@ def git_commit() -> dict:
         # .git) plain `git rev-parse HEAD` prints "HEAD" and fails.
         c = run("rev-parse", "--verify", "--quiet", "HEAD")
         if c.returncode != 0 or not c.stdout.strip():
-            return {"commit": None, "dirty": None}
+            # A copy without git metadata (the GPU machine's): the commit the caller passed in.
+            env = os.environ.get("GEO_COMMIT")
+            return {"commit": env or None, "dirty": None, **({"commit_from": "GEO_COMMIT"} if env else {})}
         # results being rewritten do not make the code dirty
         dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!benchmarks/results")
         return {"commit": c.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        env = os.environ.get("GEO_COMMIT")
+        return {"commit": env or None, "dirty": None, **({"commit_from": "GEO_COMMIT"} if env else {})}
 
 
 def device_info() -> dict:
@@ -121,7 +145,7 @@ class Provenance:
 def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more) -> Path:
     """Write ``<name>.json``: ``data`` (a table's content, if any) plus ``meta``. A figure and
     a table of one name made by the same work share it: files are merged, data is kept."""
-    path = figures_dir(out_dir) / f"{name}.json"
+    path = figures_dir(out_dir, prov) / f"{name}.json"
     names = [Path(f).name for f in files]
     if path.exists():
         try:
@@ -140,7 +164,7 @@ def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict 
 def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
     """Save a matplotlib figure as ``<name>.png`` or a plotly figure as ``<name>.html``
     (+ sidecar) in ``out_dir`` (default: :func:`figures_dir`). Returns the written paths."""
-    d = figures_dir(out_dir)
+    d = figures_dir(out_dir, prov)
     if hasattr(fig, "to_html"):  # plotly
         out = [atomic_write(d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True))]
     else:
@@ -169,7 +193,7 @@ def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None 
                **more) -> list[Path]:
     """Save ``data`` with its provenance as ``<name>.json`` (``{**data, "meta": ...}``) and,
     given ``rows``, ``<name>.md``; in ``out_dir`` (default: :func:`figures_dir`)."""
-    d = figures_dir(out_dir)
+    d = figures_dir(out_dir, prov)
     out = []
     if rows is not None:
         out.append(atomic_write(d / f"{name}.md", markdown_table(rows)))

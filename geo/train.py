@@ -10,30 +10,71 @@ Variants (the ablations of Figure 6), one parameter:
 ``I_SG``   raw image crops as input: needs Human3.6M video frames (not shipped)
 =========  ===============================================================
 
-Checkpoints (model, optimiser, sampler RNG, history) are written atomically every
-``checkpoint_every`` steps and at the end; :func:`train` resumes from the last one in
-``run_dir``, so an interrupted run continues exactly where it stopped.
-On CUDA: bf16 autocast, channels_last, optional torch.compile.
+Checkpoints (model, optimiser, sampler RNG, history, the config's identity and the data's
+fingerprint) are written atomically every ``checkpoint_every`` steps and at the end.
+:func:`train` resumes from ``run_dir/last.pt``:
+
+* same identity (:func:`identity`: every config field that defines the model or its
+  training, i.e. all but ``steps``, ``checkpoint_every``, ``log_every``, ``eval_every``,
+  ``compile``, ``max_seconds``, ``fused``, ``channels_last``) and same data
+  (``PairSource.fingerprint``): an interrupted run continues exactly where it stopped; a
+  run asked for more steps than it has continues training (later GPU leases add steps);
+  a run with at least the steps asked for is returned as it is;
+* a different identity or other data: :class:`StaleCheckpoint`, naming the run folder and
+  the fields that differ -- a checkpoint is never reused silently. Run folders made by
+  :func:`geo.experiments.run_dir` carry the identity's hash in their name, so they only
+  meet this error when the code's defaults change;
+* an unreadable ``last.pt``: :class:`CheckpointError` naming the file.
+
+Learning rate: linear warm-up over ``warmup`` steps, then (``lr_min`` set) cosine decay
+to ``lr_min`` at ``steps``; a run extended to more steps follows the longer curve from
+where it is. Held-out convergence: given ``heldout`` (a :class:`PairSource` of the test
+subjects) and ``eval_every``, the synthesis IoU (:func:`map_iou`, the measure of
+``geo.experiments.synthesis_quality``) of 512 fixed held-out pairs is logged to
+``history["iou_step"]``, ``history["iou"]``; it does not touch the training sampler.
+
+On CUDA: bf16 autocast, channels_last models and maps, fused Adam, no host sync between
+log steps (losses accumulate on the device), cudnn.benchmark, optional torch.compile of
+the generators and the renderer (``compile``: True or a torch.compile mode; a failure is
+printed and training goes on eager). The CPU path is plain eager float32.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from geo import losses
 from geo.models import Generator, GeneratorConfig
-from geo.pairs import PairSource
+from geo.pairs import Batch, PairSource
 from geo.results import atomic_write
 
 VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
+TRAINED = ("AE", "SG", "SG+AUG", "DG+AUG")     # the variants the notebooks train
+# Fields that do not change what a run learns (how long, how often it logs, how fast it
+# runs): everything else is the run's identity.
+NOT_IDENTITY = ("steps", "checkpoint_every", "log_every", "eval_every", "compile", "max_seconds", "fused",
+                "channels_last")
+HELDOUT_PAIRS = 512
+HELDOUT_SEED = 20190601
 
 
 class NeedsImages(RuntimeError):
     """I_SG needs Human3.6M video frames, which neither the pack nor the embedded default has."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read."""
+
+
+class StaleCheckpoint(RuntimeError):
+    """A checkpoint made with another configuration or on other data than asked for."""
 
 
 @dataclass
@@ -42,13 +83,18 @@ class TrainConfig:
     steps: int = 200
     batch: int = 32
     lr: float = 1e-3
+    warmup: int = 0               # linear warm-up steps
+    lr_min: float | None = None   # None: constant lr after warm-up; else cosine decay to lr_min at `steps`
     aug: float = 0.5              # share of virtual-camera pairs in +AUG variants
     lrc_weight: float = 1.0       # Eq. (4) weighs L_rc by 1
     seed: int = 0
     checkpoint_every: int = 100
-    max_seconds: float = 0.0      # stop early after this wall time (0: no limit)
-    compile: bool = False
+    max_seconds: float = 0.0      # stop early after this wall time (0: no limit); the run stays unfinished
+    compile: bool | str = False   # CUDA only: True or a torch.compile mode ("reduce-overhead", ...)
+    fused: bool = True            # CUDA only: fused Adam
+    channels_last: bool = True    # CUDA only
     log_every: int = 10
+    eval_every: int = 0           # held-out IoU every this many steps (0: never), when train() gets `heldout`
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
     def __post_init__(self):
@@ -65,23 +111,96 @@ class TrainConfig:
     def augment(self) -> float:
         return self.aug if self.variant.endswith("+AUG") else 0.0
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """From ``asdict`` output (a checkpoint's); fields this version lacks are dropped,
+        fields it added take their defaults."""
+        names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        g = d.get("generator", {})
+        if isinstance(g, dict):
+            gnames = {f.name for f in fields(GeneratorConfig)}
+            d["generator"] = GeneratorConfig(**{k: v for k, v in g.items() if k in gnames})
+        return cls(**d)
+
+
+def identity(cfg: TrainConfig) -> dict:
+    """The config fields that define the model and its training (module docstring)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY}
+
+
+def identity_hash(cfg: TrainConfig, data_id: str = "", n: int = 10) -> str:
+    """Short hash of :func:`identity` plus a data identity string."""
+    blob = json.dumps({"config": identity(cfg), "data": data_id}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]
+
+
+def _diff(a: dict, b: dict, prefix="") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r}, asked {vb!r}")
+    return out
+
 
 # Profiles: ``quick`` runs each variant in about a minute on 2 CPU cores (CI);
-# ``full`` is for a GPU. Every variant gets the same number of steps: a wall-time cap
-# (``max_seconds``) would give DG, which runs two generators per step, half the steps of
-# SG -- the committed first GPU run (figures/full_gpu) was capped at 30 s and shows it.
+# ``full`` is for a GPU: steps are meant to be sized from measured throughput
+# (:func:`steps_for_budget`) and passed as an override. Every variant gets steps, not a
+# wall-time cap: a cap would give DG, which runs two generators per step, half the steps.
 PROFILES = {
-    "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, generator=dict(width=8)),
-    "full": dict(steps=2000, batch=256, checkpoint_every=500, compile=False, generator=dict(width=32)),
+    "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, eval_every=30, generator=dict(width=8)),
+    "full": dict(steps=2000, batch=512, lr=1e-3, warmup=100, lr_min=1e-5, checkpoint_every=500, log_every=25,
+                 eval_every=250, compile=False, generator=dict(width=32)),
 }
+
+# Figure 5's encoder (DG+AUG) gets the largest share of a GPU budget.
+DEFAULT_SHARES = {"AE": 0.15, "SG": 0.2, "SG+AUG": 0.25, "DG+AUG": 0.4}
 
 
 def config_for(variant: str, profile: str = "quick", **over) -> TrainConfig:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
     kw = {**PROFILES[profile], **over}
-    kw["generator"] = GeneratorConfig(**kw.get("generator", {}))
+    g = kw.get("generator", {})
+    kw["generator"] = g if isinstance(g, GeneratorConfig) else GeneratorConfig(**{**PROFILES[profile].get("generator", {}), **g})
     return TrainConfig(variant=variant, **kw)
+
+
+def steps_for_budget(pairs_per_s: dict, seconds_total: float, shares: dict | None = None, batch: int | dict = 512,
+                     overhead_s: float = 0.0, min_steps: int = 1) -> dict:
+    """Steps per variant so that the variants together train in ``seconds_total``.
+
+    ``pairs_per_s[v]``: measured training throughput of variant v at this batch
+    (``measure_pairs_per_s``); ``shares[v]``: its share of the time (default
+    :data:`DEFAULT_SHARES`, DG+AUG largest; must sum to <= 1); ``overhead_s``: seconds
+    per variant that do not train (compile, held-out evaluation, checkpoints), taken off
+    each share first. Returns {v: steps}, steps = share * (seconds - overheads) * pairs/s
+    / batch, rounded down, at least ``min_steps``."""
+    shares = dict(DEFAULT_SHARES if shares is None else shares)
+    if sum(shares.values()) > 1 + 1e-9:
+        raise ValueError(f"shares sum to {sum(shares.values()):.3f} > 1: {shares}")
+    missing = [v for v in shares if v not in pairs_per_s]
+    if missing:
+        raise ValueError(f"no measured pairs/s for {missing}; measured: {sorted(pairs_per_s)}")
+    out = {}
+    for v, share in shares.items():
+        b = batch[v] if isinstance(batch, dict) else batch
+        secs = max(0.0, share * seconds_total - overhead_s)
+        out[v] = max(min_steps, int(secs * pairs_per_s[v] // b))
+    return out
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of the update that takes the run from ``step`` to ``step + 1``."""
+    if cfg.warmup and step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.lr_min is None:
+        return cfg.lr
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
 def build(cfg: TrainConfig, device) -> dict[str, Generator]:
@@ -91,9 +210,30 @@ def build(cfg: TrainConfig, device) -> dict[str, Generator]:
         models["mu_nu"] = Generator(cfg.generator)
     for m in models.values():
         m.to(device)
-        if torch.device(device).type == "cuda":
+        if torch.device(device).type == "cuda" and cfg.channels_last:
             m.to(memory_format=torch.channels_last)
     return models
+
+
+def make_optimizer(cfg: TrainConfig, models: dict, device) -> torch.optim.Optimizer:
+    """Adam over every generator; fused on CUDA when ``cfg.fused``."""
+    params = [p for m in models.values() for p in m.parameters()]
+    fused = bool(cfg.fused) and torch.device(device).type == "cuda"
+    return torch.optim.Adam(params, lr=cfg.lr, **({"fused": True} if fused else {}))
+
+
+def compile_models(models: dict, mode) -> dict:
+    """torch.compile'd wrappers of ``models`` (the originals keep the weights and the
+    state-dict keys). ``mode``: True or a torch.compile mode string."""
+    kw = {} if mode is True else {"mode": mode}
+    return {k: torch.compile(m, dynamic=False, **kw) for k, m in models.items()}
+
+
+def prepare(batch: Batch, cuda: bool, channels_last: bool = True) -> Batch:
+    if cuda and channels_last:
+        batch.maps_i = batch.maps_i.contiguous(memory_format=torch.channels_last)
+        batch.maps_j = batch.maps_j.contiguous(memory_format=torch.channels_last)
+    return batch
 
 
 def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
@@ -113,10 +253,87 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     return losses.total(out_ij, batch.maps_j, out_ji, batch.maps_i, g_ij, g_j, cfg.lrc_weight)
 
 
+def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
+    cuda = source.device.type == "cuda"
+    b = source.sample(batch or cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
+                      dtype=torch.bfloat16 if cuda else torch.float32)
+    return prepare(b, cuda, cfg.channels_last)
+
+
+def train_step(fwd_models, opt, batch: Batch, cfg: TrainConfig, lr: float | None = None) -> dict[str, torch.Tensor]:
+    """One optimiser step; returns the loss parts (device tensors, no host sync)."""
+    dev = batch.maps_i.device
+    if lr is not None:
+        for g in opt.param_groups:
+            g["lr"] = lr
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        part = step_losses(fwd_models, batch, cfg)
+    opt.zero_grad(set_to_none=True)
+    part["loss"].backward()
+    opt.step()
+    return part
+
+
+# --------------------------------------------------------------------------- held-out quality
+def map_iou(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample, per-channel IoU (B, C) of maps thresholded at 0.5 (an empty union
+    counts as IoU 0)."""
+    pred, tgt = out.float() > 0.5, target.float() > 0.5
+    return (pred & tgt).sum((2, 3)).float() / (pred | tgt).sum((2, 3)).clamp_min(1).float()
+
+
+@torch.no_grad()
+def synthesise(g: Generator, batch: Batch, variant: str) -> torch.Tensor:
+    """The synthesised target maps of ``batch`` (AE: the source view reconstructed)."""
+    dev = batch.maps_i.device
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        out, _, _ = g(batch.maps_i, None if variant == "AE" else batch.R_ij)
+    return out
+
+
+def heldout_batches(source: PairSource, variant: str, n: int = HELDOUT_PAIRS, seed: int = HELDOUT_SEED,
+                    chunk: int = 256) -> list[Batch]:
+    """``n`` real-camera pairs from ``source``, drawn with a fixed seed; ``source``'s own
+    generator state is left as it was."""
+    saved = source.gen.get_state()
+    source.gen.manual_seed(seed)
+    try:
+        cuda = source.device.type == "cuda"
+        return [source.sample(min(chunk, n - s), same_view=variant == "AE",
+                              dtype=torch.bfloat16 if cuda else torch.float32) for s in range(0, n, chunk)]
+    finally:
+        source.gen.set_state(saved)
+
+
+@torch.no_grad()
+def heldout_iou(g: Generator, batches: list[Batch], variant: str) -> float:
+    """Mean :func:`map_iou` of generator ``g`` (in eval mode) over ``batches``."""
+    was = g.training
+    g.eval()
+    try:
+        iou = torch.cat([map_iou(synthesise(g, b, variant), b.maps_j) for b in batches])
+        return float(iou.mean())
+    finally:
+        g.train(was)
+
+
+# --------------------------------------------------------------------------- checkpoints
 def _save(path: Path, state: dict):
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue())
+
+
+def read_checkpoint(path, device="cpu") -> dict:
+    """The raw state of a checkpoint file; :class:`CheckpointError` naming it if unreadable."""
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or "config" not in state or "models" not in state:
+            raise ValueError("not a geo training checkpoint")
+        return state
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: {e}); delete it to start over") from e
 
 
 def load_checkpoint(run_dir, device="cpu"):
@@ -124,11 +341,8 @@ def load_checkpoint(run_dir, device="cpu"):
     p = Path(run_dir) / "last.pt"
     if not p.exists():
         return None
-    try:
-        state = torch.load(p, map_location=device, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        raise RuntimeError(f"{p}: unreadable checkpoint ({e}); delete it to start over") from e
-    cfg = TrainConfig(**{**state["config"], "generator": GeneratorConfig(**state["config"]["generator"])})
+    state = read_checkpoint(p, device)
+    cfg = TrainConfig.from_dict(state["config"])
     models = build(cfg, device)
     for k, m in models.items():
         m.load_state_dict(state["models"][k])
@@ -136,9 +350,28 @@ def load_checkpoint(run_dir, device="cpu"):
     return cfg, models, state
 
 
-def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None):
-    """Train (or resume) the configured variant. ``stop_after`` ends the call after that
-    many steps of this call (used to test resuming). Returns (models, history)."""
+def check_checkpoint(state: dict, cfg: TrainConfig, source: PairSource, where) -> None:
+    """Raise :class:`StaleCheckpoint` unless ``state`` was made with ``cfg``'s identity on
+    ``source``'s data."""
+    diff = _diff(identity(TrainConfig.from_dict(state["config"])), identity(cfg))
+    if state.get("data") != source.fingerprint:
+        diff.append(f"data: checkpoint {state.get('data')!r} (pair-source fingerprint), asked {source.fingerprint!r}")
+    if diff:
+        raise StaleCheckpoint(f"{where}: the checkpoint there was made with another configuration or data, "
+                              f"refusing to reuse it ({'; '.join(diff)}). Use another run folder, or delete it.")
+
+
+def _new_history() -> dict:
+    return {"step": [], "loss": [], "l2_ij": [], "l2_ji": [], "lrc": [], "lr": [], "pairs_per_s": [],
+            "iou_step": [], "iou": []}
+
+
+def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
+          heldout: PairSource | None = None, eval_every: int | None = None):
+    """Train (or resume, or extend, or load) the configured variant in ``run_dir``
+    (module docstring). ``stop_after`` ends the call after that many steps of this call
+    (used to test resuming). ``heldout`` and ``eval_every`` (default ``cfg.eval_every``)
+    log the held-out synthesis IoU. Returns (models, history)."""
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
@@ -146,67 +379,161 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
 
     run_dir = Path(run_dir)
     device = source.device
+    cuda = device.type == "cuda"
+    eval_every = cfg.eval_every if eval_every is None else eval_every
+    for tmp in run_dir.glob(".last.pt.*.tmp"):   # left by a process killed mid-write
+        tmp.unlink(missing_ok=True)
     models = build(cfg, device)
-    params = [p for m in models.values() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    history = {"step": [], "loss": [], "l2_ij": [], "l2_ji": [], "lrc": [], "pairs_per_s": []}
-    step, finished = 0, False
+    opt = make_optimizer(cfg, models, device)
+    history, step = _new_history(), 0
     ck = run_dir / "last.pt"
     if ck.exists():
-        state = torch.load(ck, map_location=device, weights_only=False)
+        state = read_checkpoint(ck, device)
+        check_checkpoint(state, cfg, source, run_dir)
         for k, m in models.items():
             m.load_state_dict(state["models"][k])
+        history, step = {**_new_history(), **state["history"]}, state["step"]
+        if step >= cfg.steps:
+            if step > cfg.steps and progress:
+                print(f"{run_dir}: checkpoint has {step} steps (>= {cfg.steps} asked); using it as it is")
+            [m.eval() for m in models.values()]
+            return models, history
         opt.load_state_dict(state["opt"])
+        fused = bool(cfg.fused) and cuda
+        for g in opt.param_groups:   # the implementation follows this device, not the checkpoint's
+            g["fused"] = fused
+        if fused:                    # fused Adam keeps its step counts on the device
+            for st in opt.state.values():
+                if "step" in st:
+                    st["step"] = st["step"].to(device=device, dtype=torch.float32)
         source.gen.set_state(state["sampler_rng"].cpu())  # RNG states are CPU byte tensors
-        history, step, finished = state["history"], state["step"], state.get("finished", False)
-    if finished:
-        [m.eval() for m in models.values()]
-        return models, history
-    cuda = device.type == "cuda"
-    fwd = step_losses
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    fwd = models
     if cfg.compile and cuda:
-        fwd = torch.compile(step_losses)
+        fwd = compile_models(models, cfg.compile)
+        source.render_compile = True
+    evals = heldout_batches(heldout, cfg.variant) if heldout is not None and eval_every else None
     [m.train() for m in models.values()]
 
-    def checkpoint():
-        _save(ck, {"config": asdict(cfg), "models": {k: m.state_dict() for k, m in models.items()},
-                   "opt": opt.state_dict(), "sampler_rng": source.gen.get_state(), "history": history,
-                   "step": step, "finished": finished})
+    def checkpoint(finished: bool):
+        _save(ck, {"config": asdict(cfg), "identity": identity_hash(cfg), "data": source.fingerprint,
+                   "models": {k: m.state_dict() for k, m in models.items()}, "opt": opt.state_dict(),
+                   "sampler_rng": source.gen.get_state(), "history": history, "step": step, "finished": finished})
 
+    def evaluate():
+        history["iou_step"].append(step)
+        history["iou"].append(heldout_iou(models["phi_psi"], evals, cfg.variant))
+
+    if evals is not None and step == 0:
+        evaluate()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.variant)
-    t0, done, tl = time.time(), 0, time.time()
+    t0, done, tl, nl = time.time(), 0, time.time(), 0
+    acc = {}
     while step < cfg.steps:
-        batch = source.sample(cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
-                              dtype=torch.bfloat16 if cuda else torch.float32)
-        if cuda:
-            batch.maps_i = batch.maps_i.contiguous(memory_format=torch.channels_last)
-            batch.maps_j = batch.maps_j.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            part = fwd(models, batch, cfg)
-        opt.zero_grad(set_to_none=True)
-        part["loss"].backward()
-        opt.step()
+        rng = source.gen.get_state() if fwd is not models and done == 0 else None
+        try:
+            batch = sample(source, cfg)
+            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
+        except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
+            if rng is None:
+                raise
+            print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
+            fwd, source.render_compile = models, False
+            opt.zero_grad(set_to_none=True)
+            source.gen.set_state(rng)
+            batch = sample(source, cfg)
+            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
+        for k, v in part.items():
+            acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
         step += 1
         done += 1
+        nl += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.time()
+            now = time.time()   # .item() below syncs: the interval's wall time is the device's
             history["step"].append(step)
             for k in ("loss", "l2_ij", "l2_ji", "lrc"):
-                history[k].append(part[k].detach().item() if k in part else None)
-            history["pairs_per_s"].append(cfg.batch * cfg.log_every / max(now - tl, 1e-9))
-            tl = now
+                history[k].append((acc[k] / nl).item() if k in acc else None)
+            history["lr"].append(lr_at(cfg, step - 1))
+            history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
+            acc, nl = {}, 0
             bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
+            tl = time.time()
+        if evals is not None and (step % eval_every == 0 or step == cfg.steps):
+            evaluate()
+            tl = time.time()
         if step % cfg.checkpoint_every == 0:
-            checkpoint()
+            checkpoint(step >= cfg.steps)
         if stop_after is not None and done >= stop_after:
             break
         if cfg.max_seconds and time.time() - t0 > cfg.max_seconds:
-            finished = True
             break
-    finished = finished or step >= cfg.steps
     history["wall_s"] = history.get("wall_s", 0.0) + time.time() - t0
     bar.close()
-    checkpoint()
+    checkpoint(step >= cfg.steps)
     [m.eval() for m in models.values()]
     return models, history
+
+
+# --------------------------------------------------------------------------- throughput
+def measure_pairs_per_s(source: PairSource, variants=TRAINED, profile: str = "full", steps: int = 5,
+                        warmup_steps: int = 2, **over) -> dict:
+    """Training throughput (pairs/s) of each variant with ``config_for(v, profile, **over)``
+    on ``source``'s device: ``warmup_steps`` untimed steps (plus compile, if asked), then
+    ``steps`` timed ones. Models and optimiser are thrown away and ``source``'s generator
+    state is restored. Feeds :func:`steps_for_budget`."""
+    out = {}
+    saved = source.gen.get_state()
+    try:
+        for v in variants:
+            out[v] = time_steps(config_for(v, profile, **over), source, steps, warmup_steps)["pairs_per_s"]
+    finally:
+        source.gen.set_state(saved)
+    return out
+
+
+def measure_throughput(ds, cfgs: dict, steps: int = 5, warmup_steps: int = 2, device=None, seed: int = 0) -> dict:
+    """{variant: pairs/s} of each ``cfgs[variant]`` (a TrainConfig) on ``ds``'s training
+    subjects, on ``device`` (default: CUDA if available). Feeds :func:`steps_for_budget`."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    src = PairSource(ds, ds.train_subjects, device=device, seed=seed)
+    return {v: time_steps(cfg, src, steps, warmup_steps)["pairs_per_s"] for v, cfg in cfgs.items()}
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(cfg: TrainConfig, source: PairSource, steps: int = 5, warmup_steps: int = 2,
+               fixed_batch: bool = False) -> dict:
+    """Time ``steps`` training steps of fresh models (after ``warmup_steps``, which include
+    any compile): {"step_s", "pairs_per_s", "warmup_s"}. ``fixed_batch``: reuse one batch
+    (no sampling/rendering in the timed loop)."""
+    dev = source.device
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    models = build(cfg, dev)
+    opt = make_optimizer(cfg, models, dev)
+    fwd = compile_models(models, cfg.compile) if (cfg.compile and cuda) else models
+    [m.train() for m in models.values()]
+    was = source.render_compile
+    source.render_compile = bool(cfg.compile and cuda)   # as train() does
+    try:
+        fixed = sample(source, cfg) if fixed_batch else None
+        t = time.perf_counter()
+        for _ in range(warmup_steps):
+            train_step(fwd, opt, fixed or sample(source, cfg), cfg)
+        _sync(dev)
+        warm = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(steps):
+            train_step(fwd, opt, fixed or sample(source, cfg), cfg)
+        _sync(dev)
+    finally:
+        source.render_compile = was
+    dt = (time.perf_counter() - t) / max(steps, 1)
+    return {"step_s": dt, "pairs_per_s": cfg.batch / dt, "warmup_s": warm}

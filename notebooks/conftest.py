@@ -1,8 +1,28 @@
-"""Notebook tests (nbval) write their figures to a temporary folder, never over the
-committed results in figures/ (geo.results reads $GEO_FIGURES). The kernels nbval starts
-inherit this environment. Set GEO_FIGURES yourself to keep the test figures."""
-import os
-import tempfile
+"""Notebook tests (nbval). The notebooks run in the quick profile, whose results
+`geo.results` writes under ``runs/figures/`` (never over the committed ``figures/``); set
+``GEO_FIGURES`` to send them elsewhere. As a guard, the session fails if running the
+notebooks changed any tracked file of the repository."""
+import subprocess
+from pathlib import Path
 
-if "GEO_FIGURES" not in os.environ:
-    os.environ["GEO_FIGURES"] = tempfile.mkdtemp(prefix="geo-nbval-figures-")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tracked_changes():
+    try:
+        r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+_BEFORE = _tracked_changes()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    after = _tracked_changes()
+    if _BEFORE is not None and after is not None and after != _BEFORE:
+        changed = sorted(set(after.splitlines()) - set(_BEFORE.splitlines()))
+        print("\nERROR: running the notebooks changed tracked files:\n  " + "\n  ".join(changed))
+        session.exitstatus = 1

@@ -129,3 +129,27 @@ def test_git_commit_in_repo_without_commits(tmp_path, monkeypatch):
 def test_git_commit_here():
     info = results.git_commit()
     assert info["commit"] is None or (len(info["commit"]) == 40 and int(info["commit"], 16) >= 0)
+
+
+def test_where_results_go(monkeypatch):
+    """Only a full-profile run on a Human3.6M copy writes the committed figures/; a quick or
+    embedded run writes under runs/figures/, never over a tracked result."""
+    monkeypatch.delenv("GEO_FIGURES", raising=False)
+    runs = results.runs_dir().resolve()
+    for data, profile in (("embedded", "quick"), ("embedded", "full"), ("/x/h36m", "quick")):
+        d = results.figures_dir(prov=results.Provenance(data=data, profile=profile)).resolve()
+        assert d != (results.REPO / "figures").resolve() and runs in d.parents, (data, profile, d)
+    d = results.figures_dir(prov=results.Provenance(data="/x/h36m", profile="full"))
+    assert d.resolve() == (results.REPO / "figures").resolve()
+    q = results.figures_dir(prov=results.Provenance(data="/data/copyA/h36m", profile="quick"))
+    assert q.name == "h36m-quick"
+
+
+def test_commit_passed_in_where_there_is_no_git(monkeypatch, tmp_path):
+    """The GPU machine's copy has no .git: the commit comes from $GEO_COMMIT."""
+    monkeypatch.setattr(results, "REPO", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.setenv("GEO_COMMIT", "abc123")
+    assert results.git_commit()["commit"] == "abc123"
+    monkeypatch.delenv("GEO_COMMIT")
+    assert results.git_commit()["commit"] is None

@@ -13,7 +13,8 @@ def ds():
 
 
 def tiny(variant, **kw):
-    return config_for(variant, "quick", batch=4, checkpoint_every=5, generator=dict(width=4, points=8), **kw)
+    kw = {"batch": 4, "checkpoint_every": 5, "generator": dict(width=4, points=8), **kw}
+    return config_for(variant, "quick", **kw)
 
 
 def weights(models):
@@ -48,3 +49,121 @@ def test_variants_and_pairs(ds, tmp_path):
         train(tiny("I_SG", steps=1), src, tmp_path / "isg", progress=False)
     with pytest.raises(ValueError, match="unknown variant"):
         config_for("XX")
+
+
+# --------------------------------------------------------------------------- stale checkpoints
+def test_changed_config_or_data_is_refused(ds, tmp_path):
+    from geo.train import StaleCheckpoint
+
+    src = lambda: PairSource(ds, ds.train_subjects, seed=0)  # noqa: E731
+    train(tiny("SG", steps=3), src(), tmp_path, progress=False)
+    for over, field in ((dict(generator=dict(width=6, points=8)), "generator.width"), (dict(lr=1e-4), "lr"),
+                        (dict(batch=5), "batch"), (dict(seed=1), "seed")):
+        with pytest.raises(StaleCheckpoint, match=field) as e:
+            train(tiny("SG", steps=3, **over), src(), tmp_path, progress=False)
+        assert str(tmp_path) in str(e.value)
+    with pytest.raises(StaleCheckpoint, match="variant"):
+        train(tiny("SG+AUG", steps=3), src(), tmp_path, progress=False)
+    with pytest.raises(StaleCheckpoint, match="data"):   # other subjects: other frames
+        train(tiny("SG", steps=3), PairSource(ds, ds.test_subjects, seed=0), tmp_path, progress=False)
+    # steps, logging and speed knobs are not the identity: the finished run is returned
+    models, hist = train(tiny("SG", steps=3, log_every=1, compile=True), src(), tmp_path, progress=False)
+    assert load_checkpoint(tmp_path)[2]["step"] == 3
+
+
+def test_more_steps_continue_the_run(ds, tmp_path):
+    cfg = tiny("DG+AUG", steps=8)
+    straight, _ = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "a", progress=False)
+    train(tiny("DG+AUG", steps=4), PairSource(ds, ds.train_subjects, seed=0), tmp_path / "b", progress=False)
+    assert load_checkpoint(tmp_path / "b")[2]["finished"]
+    more, hist = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "b", progress=False)
+    assert load_checkpoint(tmp_path / "b")[2]["step"] == 8 and hist["step"][-1] == 8
+    wa, wb = weights(straight), weights(more)
+    for k in wa:   # constant lr: 4 + 4 steps are the 8 straight ones
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_corrupt_checkpoint_and_stale_temp_files(ds, tmp_path):
+    from geo.train import CheckpointError
+
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="last.pt") as e:
+        train(tiny("SG", steps=2), PairSource(ds, ds.train_subjects), tmp_path, progress=False)
+    assert str(tmp_path / "last.pt") in str(e.value)
+    assert not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(CheckpointError, match="last.pt"):
+        load_checkpoint(tmp_path)
+
+
+def test_run_dir_and_data_tag_are_keyed_by_identity(tmp_path, monkeypatch):
+    from geo import experiments as E
+
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    a, b = tmp_path / "a" / ("x" * 50), tmp_path / "b" / ("x" * 50)   # same 40-character tail
+    for d, content in ((a, b"one"), (b, b"two")):
+        d.mkdir(parents=True)
+        (d / "poses.npz").write_bytes(content)
+    assert E.data_tag(str(a)) != E.data_tag(str(b))
+    assert E.data_identity(str(a)) != E.data_identity(str(b))
+    base = E.run_dir("embedded", "DG+AUG", "quick", 0)
+    assert base == E.run_dir("embedded", "DG+AUG", "quick", 0, steps=999, log_every=3, compile=True)
+    for over in (dict(generator=dict(width=16)), dict(lr=1e-4), dict(warmup=10)):
+        assert E.run_dir("embedded", "DG+AUG", "quick", 0, **over) != base
+    assert E.run_dir("embedded", "DG+AUG", "quick", 1) != base
+    assert E.run_dir(str(a), "DG+AUG", "quick", 0) != E.run_dir(str(b), "DG+AUG", "quick", 0)
+    assert base.name.startswith("DG_AUG-s0-") and base.parent.name == "quick"
+
+
+# --------------------------------------------------------------------------- learning
+@pytest.mark.parametrize("variant", ["AE", "SG", "SG+AUG", "DG+AUG"])
+def test_each_variant_overfits_one_batch(ds, variant):
+    from geo.train import build, make_optimizer, sample, train_step
+
+    cfg = config_for(variant, "quick", batch=4, lr=5e-3, generator=dict(width=8, points=16))
+    models = build(cfg, "cpu")
+    opt = make_optimizer(cfg, models, "cpu")
+    b = sample(PairSource(ds, ds.train_subjects, seed=3), cfg)
+    loss = [float(train_step(models, opt, b, cfg)["loss"].detach()) for _ in range(60)]
+    assert sum(loss[-5:]) / 5 < 0.85 * loss[0], loss[::10]
+
+
+def test_heldout_iou_is_logged_and_leaves_training_alone(ds, tmp_path):
+    cfg = tiny("SG+AUG", steps=10)
+    plain, _ = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "a", progress=False)
+    ho = PairSource(ds, ds.test_subjects, seed=5)
+    evald, hist = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "b", progress=False,
+                        heldout=ho, eval_every=5)
+    assert hist["iou_step"] == [0, 5, 10]
+    assert all(0.0 <= v <= 1.0 for v in hist["iou"])
+    wa, wb = weights(plain), weights(evald)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_lr_schedule():
+    from geo.train import lr_at
+
+    cfg = tiny("SG", steps=100, lr=1e-3, warmup=10, lr_min=1e-5)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 100) == pytest.approx(1e-5)
+    lrs = [lr_at(cfg, s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lr_at(tiny("SG", steps=100), 50) == tiny("SG").lr   # no warmup, no lr_min: constant
+
+
+def test_steps_for_budget():
+    from geo.train import DEFAULT_SHARES, steps_for_budget
+
+    pps = {"AE": 40000.0, "SG": 30000.0, "SG+AUG": 29000.0, "DG+AUG": 14000.0}
+    steps = steps_for_budget(pps, 360, batch=512)
+    assert set(steps) == set(DEFAULT_SHARES)
+    secs = {v: steps[v] * 512 / pps[v] for v in steps}
+    assert sum(secs.values()) <= 360
+    assert max(secs, key=secs.get) == "DG+AUG" and secs["DG+AUG"] == pytest.approx(0.4 * 360, rel=0.01)
+    with_overhead = steps_for_budget(pps, 360, batch=512, overhead_s=20)
+    assert all(with_overhead[v] < steps[v] for v in steps)
+    with pytest.raises(ValueError, match="sum"):
+        steps_for_budget(pps, 360, {"SG": 0.7, "DG+AUG": 0.7})
+    with pytest.raises(ValueError, match="no measured"):
+        steps_for_budget({"SG": 1.0}, 360, {"SG": 0.5, "AE": 0.5})

@@ -1,0 +1,200 @@
+"""Trained generator weights, small enough to commit: bf16 files with sha256 sidecars.
+
+A variant's set lives in one folder (default ``weights/`` at the repository root, or
+``$GEO_WEIGHTS``), one file per part::
+
+    DG_AUG.phi.pt   encoder phi of generator (phi, psi)     -- Figure 5's encoder
+    DG_AUG.psi.pt   decoder psi
+    DG_AUG.mu.pt    encoder mu of generator (mu, nu)         (DG variants only)
+    DG_AUG.nu.pt    decoder nu
+    DG_AUG.json     sidecar: sha256 and size of each file, the training config and its
+                    identity hash, steps, held-out IoU, history, data, device, commit
+
+Each ``.pt`` is a state dict with floating tensors in bf16 (``torch.save``), at most
+:data:`MAX_BYTES` (16 MiB; a width-32 encoder is about 12 MB). Files are written
+atomically and the sidecar last. :func:`load` checks every file's sha256 against the
+sidecar before reading it; :func:`load` returns float32 generators in eval mode
+(``load(v)["phi_psi"].encoder`` is phi), :func:`load_parts` single parts. A mismatch
+raises :class:`WeightsError` naming the file.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from geo.models import Decoder, Encoder
+from geo.results import REPO, atomic_write, device_info, dumps, git_commit
+from geo.train import TrainConfig, identity_hash
+
+PARTS = {"phi": ("phi_psi", "encoder"), "psi": ("phi_psi", "decoder"),
+         "mu": ("mu_nu", "encoder"), "nu": ("mu_nu", "decoder")}
+MAX_BYTES = 16 << 20
+
+
+class WeightsError(RuntimeError):
+    """Missing, oversized or tampered weight files. The message names the file."""
+
+
+def weights_dir(dir=None) -> Path:
+    return Path(dir) if dir is not None else Path(os.environ.get("GEO_WEIGHTS", REPO / "weights"))
+
+
+def stem(variant: str) -> str:
+    return variant.replace("+", "_")
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *, steps: int, parts=None,
+         data: str | None = None, data_id: str | None = None, history: dict | None = None,
+         heldout_iou: float | None = None, **extra) -> list[Path]:
+    """Write ``models`` ({"phi_psi": Generator, ["mu_nu": Generator]}, as train() returns
+    them) of ``cfg.variant`` in bf16, plus the sidecar. ``parts``: the parts to write
+    (default: all the models have, e.g. ("phi",) for the encoder alone). ``data_id``:
+    the data identity that goes into the identity hash (default: computed from
+    ``data`` by ``geo.experiments.data_identity``). Returns the paths written."""
+    if variant is not None and variant != cfg.variant:
+        raise ValueError(f"variant {variant!r} but the config is of {cfg.variant!r}")
+    if data_id is None:
+        from geo.experiments import data_identity
+
+        data_id = data_identity(data) if data is not None else ""
+    d = weights_dir(dir)
+    name = stem(cfg.variant)
+    files, out = {}, []
+    for part, (gen, half) in PARTS.items():
+        if gen not in models or (parts is not None and part not in parts):
+            continue
+        sd = {k: (v.detach().to("cpu", torch.bfloat16) if v.is_floating_point() else v.detach().cpu())
+              for k, v in getattr(models[gen], half).state_dict().items()}
+        buf = io.BytesIO()
+        torch.save(sd, buf)
+        blob = buf.getvalue()
+        fn = f"{name}.{part}.pt"
+        if len(blob) > MAX_BYTES:
+            raise WeightsError(f"{d / fn}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
+        out.append(atomic_write(d / fn, blob))
+        files[fn] = {"sha256": _sha(blob), "bytes": len(blob), "part": part}
+    meta = {"variant": cfg.variant, "files": files, "dtype": "bfloat16", "config": asdict(cfg),
+            "identity": identity_hash(cfg, data_id), "data": data, "data_identity": data_id, "steps": steps,
+            "heldout_iou": heldout_iou, "history": history, **extra, **git_commit(), "device": device_info(),
+            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "geo_version": __import__("geo").__version__}
+    out.append(atomic_write(d / f"{name}.json", dumps(meta)))
+    return out
+
+
+def read_meta(variant: str, dir=None) -> dict | None:
+    """The sidecar of ``variant`` in ``dir``, or None when there is none."""
+    p = weights_dir(dir) / f"{stem(variant)}.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise WeightsError(f"{p}: unreadable sidecar ({e})") from e
+
+
+def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
+    p = d / fn
+    if fn not in meta["files"]:
+        raise WeightsError(f"{p}: not listed in {d / (stem(meta['variant']) + '.json')}")
+    try:
+        blob = p.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"{p}: cannot read ({e})") from e
+    want = meta["files"][fn]["sha256"]
+    if _sha(blob) != want:
+        raise WeightsError(f"{p}: sha256 {_sha(blob)[:16]}... does not match the sidecar's {want[:16]}...; "
+                           "the file was changed or damaged, refusing to load it")
+    return blob
+
+
+def load(variant: str, dir=None, device="cpu", parts="all") -> dict:
+    """The generators of a saved set as train() returns them, {"phi_psi": Generator,
+    ["mu_nu": Generator]} (float32, eval mode, on ``device``), built from ``parts`` (a
+    tuple of "phi", "psi", "mu", "nu", or "all": every part saved); a part not loaded
+    is a stand-in that raises when used. Every file of the set is sha256-checked."""
+    return load_generators(variant, dir, device, parts)[0]
+
+
+def load_parts(variant: str, dir=None, device="cpu", parts=("phi",)) -> dict:
+    """{part: module} of ``variant`` (float32, eval mode, on ``device``); ``parts``: a
+    tuple of "phi", "psi", "mu", "nu", or "all" (every part of the set). Every file of
+    the set is checked against its sha256 first."""
+    d = weights_dir(dir)
+    meta = read_meta(variant, d)
+    if meta is None:
+        raise WeightsError(f"{d / (stem(variant) + '.json')}: no weights for {variant} in {d}")
+    have = {f["part"]: fn for fn, f in meta["files"].items()}
+    parts = tuple(have) if parts == "all" else tuple(parts)
+    blobs = {fn: _read_verified(d, fn, meta) for fn in meta["files"]}   # all files, not only those asked
+    cfg = TrainConfig.from_dict(meta["config"])
+    out = {}
+    for part in parts:
+        if part not in have:
+            raise WeightsError(f"{d}: {variant} has no part {part!r} (it has {sorted(have)})")
+        m = (Encoder if PARTS[part][1] == "encoder" else Decoder)(cfg.generator)
+        sd = torch.load(io.BytesIO(blobs[have[part]]), map_location="cpu", weights_only=True)
+        m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        out[part] = m.to(device).eval()
+    return out
+
+
+def load_generators(variant: str, dir=None, device="cpu", parts="all"):
+    """(models, meta): :func:`load`'s generators and the sidecar."""
+    from geo.models import Generator
+
+    parts = load_parts(variant, dir, device, parts)
+    meta = read_meta(variant, dir)
+    cfg = TrainConfig.from_dict(meta["config"])
+    models = {}
+    for gen, (enc, dec) in (("phi_psi", ("phi", "psi")), ("mu_nu", ("mu", "nu"))):
+        if enc in parts:
+            g = Generator(cfg.generator)
+            g.encoder = parts[enc]
+            g.decoder = parts[dec] if dec in parts else _Missing(f"{weights_dir(dir)}: the {variant} set has no "
+                                                                f"{dec!r} file (only {sorted(parts)} were saved)")
+            models[gen] = g.to(device).eval()
+    return models, meta
+
+
+class _Missing(torch.nn.Module):
+    """Stands in for a part that was not saved; using it raises."""
+
+    def __init__(self, why: str):
+        super().__init__()
+        self.why = why
+
+    def forward(self, *a, **k):
+        raise WeightsError(self.why)
+
+
+def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
+    """(models, history, folder) of a saved set with ``cfg``'s identity on data
+    ``data_id`` and at least ``cfg.steps`` steps, or None (the reason printed)."""
+    d = weights_dir(dir)
+    meta = read_meta(cfg.variant, d)
+    if meta is None:
+        return None
+    want = identity_hash(cfg, data_id)
+    if meta.get("identity") != want:
+        print(f"{d}: weights for {cfg.variant} were trained with another config or data "
+              f"(identity {meta.get('identity')}, asked {want}); not used")
+        return None
+    if meta.get("steps", 0) < cfg.steps:
+        print(f"{d}: weights for {cfg.variant} have {meta.get('steps')} steps < {cfg.steps} asked; not used")
+        return None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    models, meta = load_generators(cfg.variant, d, device)
+    return models, meta.get("history") or {}, d

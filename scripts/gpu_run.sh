@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The one prepared GPU run (issue "The paper's central claim on real Human3.6M", item 4).
+#
+#   scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]
+#
+# DATA     a Human3.6M copy (on the lent machine: .dev/h36m, carried beside the tree)
+# OUT      where the bundle goes (on the lent machine: $OUT, which comes back)
+# PROFILE  full (default, a GPU) or tiny (the CPU rehearsal that tests/test_gpu_run.py runs)
+# BUDGET_S wall-clock budget of the whole run in seconds (default 540: one device command
+#          runs at most 600 s); training is sized from the measured throughput to fit it
+# COMMIT   the git commit of the code (the device copy has no .git)
+# env      GEO_STAGES (default: all, in order), GEO_NO_WEIGHTS=1, GEO_WORK, PYTHON
+#
+# It runs `python -m geo full-gpu` (stages: bench, generators, fig5, fig6, regressors; each
+# writes its JSON as soon as it is done, and a finished stage is skipped when the script
+# is run again on the same machine), then bundles what comes back within the device
+# tool's limits (8 files of <= 16 MiB, 64 MiB together): one file per weight file, one
+# tar of every JSON result, and the log. No papermill on the device: the notebooks draw
+# these results on CPU afterwards (`python -m geo reproduce --precomputed ...`).
+set -uo pipefail
+DATA=${1:?usage: scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]}
+OUT=${2:?usage: scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]}
+PROFILE=${3:-full}
+BUDGET=${4:-540}
+COMMIT=${5:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${GEO_WORK:-$HERE/runs/gpu_run-$PROFILE}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" GEO_COMMIT="$COMMIT"
+export GEO_RUNS="$WORK/runs"
+( command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" ) 2>&1 | tee -a "$WORK/log.txt"
+# The budget is enforced here too (timeout), so that the bundle below is always made: a
+# stage cut off is simply missing, and running the script again on the same machine
+# continues from the finished stages.
+timeout --kill-after=5 "$BUDGET" "$PY" -m geo full-gpu --data "$DATA" --out "$WORK" --profile "$PROFILE" \
+  --budget-s "$BUDGET" --commit "$COMMIT" ${GEO_STAGES:+--stages "$GEO_STAGES"} 2>&1 | tee -a "$WORK/log.txt"
+rc=${PIPESTATUS[0]}
+# Bundle: weights one file each (each <= 16 MiB by construction; GEO_NO_WEIGHTS=1 leaves
+# them out, e.g. on a second command whose first already brought them back), results in
+# one tar.
+[ "${GEO_NO_WEIGHTS:-0}" = 1 ] || cp "$WORK"/weights/*.pt "$OUT"/ 2>/dev/null
+(cd "$WORK" && tar -cf "$OUT/results.tar" --exclude=runs --exclude='*.pt' --exclude=log.txt .)
+cp "$WORK/log.txt" "$OUT/log.txt"
+ls -la "$OUT"
+exit "$rc"

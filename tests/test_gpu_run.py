@@ -1,0 +1,78 @@
+"""The prepared GPU run, rehearsed on CPU: scripts/gpu_run.sh runs every stage of
+`python -m geo full-gpu` end to end on the embedded default in the tiny profile and
+bundles what a lease would bring back within the device tool's limits."""
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("OUT")
+    work = tmp_path_factory.mktemp("work")
+    env = {**os.environ, "PYTHON": sys.executable, "GEO_WORK": str(work)}
+    env.pop("GEO_FIGURES", None)
+    r = subprocess.run(["bash", str(REPO / "scripts" / "gpu_run.sh"), "embedded", str(out), "tiny", "300", "abc123"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, work, r.stdout
+
+
+def test_bundle_fits_the_device_limits(bundle):
+    out, _, _ = bundle
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert 0 < len(files) <= 8, [p.name for p in files]
+    assert all(p.stat().st_size <= 16 * 2**20 for p in files)
+    assert sum(p.stat().st_size for p in files) <= 64 * 2**20
+    assert all(p.parent == out for p in files)  # no folders: nothing too deep to come back
+
+
+def test_every_stage_wrote_its_result(bundle):
+    out, _, log = bundle
+    with tarfile.open(out / "results.tar") as t:
+        names = {Path(n).name for n in t.getnames()}
+        blobs = {Path(m.name).name: json.load(t.extractfile(m)) for m in t.getmembers()
+                 if m.isfile() and m.name.endswith(".json")}
+    for name in ("generators.json", "fig5.json", "fig6.json", "bench_regressors.json", "schedule.json"):
+        assert name in names, (name, sorted(names), log[-2000:])
+    gens = blobs["generators.json"]["generators"]
+    assert set(gens) == {"AE", "SG", "SG+AUG", "DG+AUG"}
+    for v, g in gens.items():
+        assert g["steps"] >= 1 and g["history"]["iou"], v          # held-out IoU logged during training
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert blobs["fig5.json"]["meta"]["commit"] == (head or "abc123")  # git's, else the one passed in
+    assert blobs["fig5.json"]["fig5"]["rows"] and blobs["fig6.json"]["fig6"]["Regression#1"]
+
+
+def test_weights_come_back_and_load_with_their_hash(bundle, tmp_path):
+    from geo import weights
+
+    out, _, _ = bundle
+    with tarfile.open(out / "results.tar") as t:
+        t.extractall(tmp_path, filter="data")
+    wdir = tmp_path / "weights"
+    for p in out.glob("*.pt"):
+        (wdir / p.name).write_bytes(p.read_bytes())
+    for variant in ("DG+AUG", "SG+AUG"):
+        models = weights.load(variant, wdir)
+        assert "phi_psi" in models
+    models = weights.load("DG+AUG", wdir)
+    assert "mu_nu" in models
+
+
+def test_a_second_run_skips_finished_stages(bundle):
+    out, work, _ = bundle
+    env = {**os.environ, "PYTHON": sys.executable, "GEO_WORK": str(work)}
+    env.pop("GEO_FIGURES", None)
+    r = subprocess.run(["bash", str(REPO / "scripts" / "gpu_run.sh"), "embedded", str(out), "tiny", "300", "abc123"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:]
+    for stage in ("generators", "fig5", "fig6"):
+        assert f"{stage}: {stage}.json exists, skipped" in r.stdout
