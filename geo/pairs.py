@@ -83,13 +83,14 @@ class PairSource:
         self.gen.manual_seed(seed)
         self._f = torch.tensor(self.torus.f, device=dev)
         self._c = torch.tensor(self.torus.c, device=dev)
+        self._sh16 = torch.tensor(SH16_TO_H36M17, device=dev)
 
     def _virtual(self, idx: torch.Tensor):
         X = self.p3[idx]                                             # (B, 17, 3) world
         R, C = self.torus.sample_torch(X[:, 0], self.gen)
         xc = (X - C[:, None]) @ R.transpose(-1, -2)
         x = xc[..., :2] / xc[..., 2:].clamp_min(1.0) * self._f + self._c
-        return x[:, list(SH16_TO_H36M17)], R
+        return x[:, self._sh16], R   # a device index: a Python list would copy to the GPU and sync
 
     def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32) -> Batch:
         g, dev = self.gen, self.device

@@ -83,20 +83,22 @@ def git_commit() -> dict:
     def run(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
 
+    env = os.environ.get("GEO_COMMIT")
+    if env:
+        # The caller says which commit the code is (scripts/gpu_run.sh passes it to the GPU
+        # machine, whose copy of the tree may carry stale or no git metadata): it wins.
+        return {"commit": env, "dirty": None, "commit_from": "GEO_COMMIT"}
     try:
         # Check the exit codes: in a repository without commits (or a partial copy of
         # .git) plain `git rev-parse HEAD` prints "HEAD" and fails.
         c = run("rev-parse", "--verify", "--quiet", "HEAD")
         if c.returncode != 0 or not c.stdout.strip():
-            # A copy without git metadata (the GPU machine's): the commit the caller passed in.
-            env = os.environ.get("GEO_COMMIT")
-            return {"commit": env or None, "dirty": None, **({"commit_from": "GEO_COMMIT"} if env else {})}
+            return {"commit": None, "dirty": None}
         # results being rewritten do not make the code dirty
         dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!benchmarks/results")
         return {"commit": c.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
-        env = os.environ.get("GEO_COMMIT")
-        return {"commit": env or None, "dirty": None, **({"commit_from": "GEO_COMMIT"} if env else {})}
+        return {"commit": None, "dirty": None}
 
 
 def device_info() -> dict:

@@ -145,11 +145,13 @@ def test_where_results_go(monkeypatch):
     assert q.name == "h36m-quick"
 
 
-def test_commit_passed_in_where_there_is_no_git(monkeypatch, tmp_path):
-    """The GPU machine's copy has no .git: the commit comes from $GEO_COMMIT."""
+def test_commit_passed_in_wins(monkeypatch, tmp_path):
+    """The GPU machine's copy may carry stale or no git metadata (a lease once recorded the
+    previous commit, dirty): the commit passed in as $GEO_COMMIT is what a result records."""
+    monkeypatch.setenv("GEO_COMMIT", "abc123")
+    assert results.git_commit()["commit"] == "abc123"          # in this git checkout too
     monkeypatch.setattr(results, "REPO", tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    monkeypatch.setenv("GEO_COMMIT", "abc123")
     assert results.git_commit()["commit"] == "abc123"
     monkeypatch.delenv("GEO_COMMIT")
     assert results.git_commit()["commit"] is None
