@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from geo.cameras import Torus, relative_rotation
-from geo.data import Dataset, DataError
+from geo.data import Dataset, DataError, aligned_length
 from geo.render import render
 from geo.skeleton import SH16_TO_H36M17
 
@@ -47,7 +47,10 @@ def collect_frames(ds: Dataset, subjects, need_3d: bool = True):
         for a, seq in ds.sequences[s].items():
             if (need_3d and seq.poses_3d is None) or any(c not in seq.poses_2d for c in cids):
                 continue
-            n = min([len(seq.poses_2d[c]) for c in cids] + ([len(seq.poses_3d)] if seq.poses_3d is not None else []))
+            n = min(len(seq.poses_2d[c]) for c in cids)
+            if seq.poses_3d is not None:   # detections vs 3D: the shorter, within geo.data.MAX_LAG_S
+                n = min(aligned_length(len(seq.poses_3d), len(seq.poses_2d[c]), f"{ds.source}[{s}/{a}] 3D poses",
+                                       f"{ds.source}[{s}/{a}/{c}] 2D detections", ds.fps) for c in cids)
             p3s.append(seq.poses_3d[:n] if seq.poses_3d is not None else np.zeros((n, 17, 3), np.float32))
             p2s.append(np.stack([seq.poses_2d[c][:n] for c in cids], 1))
             Rs.append(np.broadcast_to(np.stack([cams[c].R for c in cids]), (n, len(cids), 3, 3)))

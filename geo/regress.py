@@ -32,7 +32,7 @@ import torch
 
 from geo import metrics
 from geo.cameras import world_to_camera
-from geo.data import Dataset
+from geo.data import Dataset, aligned_length
 from geo.models import BatchedRegressor, RegressorConfig
 from geo.render import render
 from geo.skeleton import h36m17_to_sh16
@@ -72,7 +72,9 @@ def make_split(ds: Dataset, subjects, input2d: str = "sh") -> Split:
             for cid, cam in ds.cameras[s].items():
                 if input2d == "sh" and cid not in seq.poses_2d:
                     continue
-                n = len(seq.poses_3d) if input2d == "gt" else min(len(seq.poses_3d), len(seq.poses_2d[cid]))
+                n = len(seq.poses_3d) if input2d == "gt" else aligned_length(
+                    len(seq.poses_3d), len(seq.poses_2d[cid]), f"{ds.source}[{s}/{a}] 3D poses",
+                    f"{ds.source}[{s}/{a}/{cid}] 2D detections", ds.fps)
                 p3 = seq.poses_3d[:n].astype(np.float64)
                 xc = world_to_camera(p3, cam.R, cam.T)
                 ys.append((xc[:, 1:] - xc[:, :1]).astype(np.float32))

@@ -133,7 +133,7 @@ def _maybe_compiled(fn, compile: bool):
 
 def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float = MARGIN,
            dtype=torch.float32, normalized: bool = False, chunk: int = 65536,
-           compile: bool = False) -> torch.Tensor:
+           compile: bool = False, check: bool | None = None) -> torch.Tensor:
     """Skeleton maps of a batch of SH16 poses.
 
     x2d: (N, 16, 2) pixels (numpy or tensor; the output is on the tensor's device), or,
@@ -146,11 +146,21 @@ def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float =
     GPU, where that gather hammers one hot address, the runs are expanded by comparison
     instead (``_expand_runs``, same pixels). ``compile=True`` fuses each part with
     torch.compile.
+
+    Checks: ``size``, ``width``, ``margin`` and ``chunk`` must be positive (``size`` and
+    ``chunk`` integers), else ValueError naming the argument. ``check`` says whether poses
+    with a NaN/Inf joint (after the float32 cast) raise ValueError naming the samples:
+    ``None`` (default) checks CPU input only, since on a GPU the check is a host sync
+    (``geo.pairs`` renders on the device every training step); ``True`` always checks,
+    ``False`` never.
     """
+    _check_args(size=size, width=width, margin=margin, chunk=chunk)
     x = torch.as_tensor(x2d)
     if x.ndim != 3 or x.shape[1:] != (16, 2):
         raise ValueError(f"render expects (N, 16, 2) SH16 poses, got {tuple(x.shape)}")
     x = x.float()
+    if check or (check is None and x.device.type == "cpu"):
+        _check_finite(x)
     if not normalized:
         x = to_map_coords(x, size, margin)
     table = _row_table(size, dtype, x.device)
@@ -164,6 +174,30 @@ def render(x2d, size: int = MAP_SIZE, width: float = LINE_WIDTH, margin: float =
         else:
             torch.index_select(table, 0, idx.view(-1), out=out[s:s + chunk].view(-1, size))
     return out
+
+
+def _check_args(size, width, margin, chunk):
+    """ValueError naming the first argument of ``render`` that makes no sense."""
+    for name, v in (("size", size), ("chunk", chunk)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"render: {name} must be a positive integer, got {v!r}")
+    for name, v in (("width", width), ("margin", margin)):
+        try:
+            ok = float(v) > 0 and np.isfinite(float(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"render: {name} must be a positive finite number, got {v!r}")
+
+
+def _check_finite(x: torch.Tensor, shown: int = 10):
+    """ValueError naming the samples of ``x`` (N, J, 2) with a NaN/Inf coordinate."""
+    bad = ~torch.isfinite(x).flatten(1).all(1)
+    if bad.any():
+        idx = bad.nonzero().flatten().tolist()
+        more = f" and {len(idx) - shown} more" if len(idx) > shown else ""
+        raise ValueError(f"render: {len(idx)} of {len(x)} poses have non-finite (NaN/Inf) joints: "
+                         f"samples {idx[:shown]}{more}")
 
 
 def _expand_runs(idx: torch.Tensor, size: int, dtype) -> torch.Tensor:

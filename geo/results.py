@@ -124,8 +124,37 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def _finite(o):
+    """``o`` with numpy values made plain and every NaN/inf float made ``None``: results
+    are strict JSON (``null``), never the bare ``NaN``/``Infinity`` that JSON has not."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        o = o.item()
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    return o
+
+
 def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=_jsonable, sort_keys=False)
+    """JSON text of ``obj`` (numpy values allowed; NaN/inf are written as ``null``)."""
+    return json.dumps(_finite(obj), indent=2, default=_jsonable, sort_keys=False, allow_nan=False)
+
+
+def check_name(name) -> str:
+    """A result name must be one plain file name: a non-empty string with no path
+    separator, no NUL, not ``.``/``..`` and no leading dot (which would hide it); anything
+    else raises ValueError naming it, before anything is written."""
+    ok = (isinstance(name, str) and name != "" and not name.startswith(".")
+          and not any(c in name for c in ("/", "\\", "\0")) and not os.path.isabs(name))
+    if not ok:
+        raise ValueError(f"result name {name!r} is not one plain file name "
+                         "(no '/', '\\', '..', leading dot or empty name)")
+    return name
 
 
 class Provenance:
@@ -144,9 +173,11 @@ class Provenance:
                 "geo_version": __import__("geo").__version__}
 
 
-def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more) -> Path:
-    """Write ``<name>.json``: ``data`` (a table's content, if any) plus ``meta``. A figure and
-    a table of one name made by the same work share it: files are merged, data is kept."""
+def _sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more):
+    """The path and text of ``<name>.json``: ``data`` (a table's content, if any) plus
+    ``meta``. A figure and a table of one name made by the same work share it: files are
+    merged, data is kept. Serialises only, writes nothing (so that a meta that cannot be
+    serialised stops a save before any of its files is written)."""
     path = figures_dir(out_dir, prov) / f"{name}.json"
     names = [Path(f).name for f in files]
     if path.exists():
@@ -160,22 +191,27 @@ def _write_sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict 
                 data = {k: v for k, v in old.items() if k != "meta"}
     names = sorted(set(names) | {path.name})
     meta = prov.sidecar(files=names, started=prov.started, **more)
-    return atomic_write(path, dumps({**(data or {}), "meta": meta}))
+    return path, dumps({**(data or {}), "meta": meta})
 
 
 def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
     """Save a matplotlib figure as ``<name>.png`` or a plotly figure as ``<name>.html``
-    (+ sidecar) in ``out_dir`` (default: :func:`figures_dir`). Returns the written paths."""
+    (+ sidecar) in ``out_dir`` (default: :func:`figures_dir`). Returns the written paths.
+    The figure and its sidecar are both made in memory first and the sidecar is written
+    first: a figure is never left without its sidecar."""
+    check_name(name)
     d = figures_dir(out_dir, prov)
     if hasattr(fig, "to_html"):  # plotly
-        out = [atomic_write(d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True))]
+        path, content = d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True)
     else:
         import io
 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        out = [atomic_write(d / f"{name}.png", buf.getvalue())]
-    return out + [_write_sidecar(name, prov, out, out_dir, **more)]
+        path, content = d / f"{name}.png", buf.getvalue()
+    side, text = _sidecar(name, prov, [path], out_dir, **more)
+    side = atomic_write(side, text)
+    return [atomic_write(path, content), side]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -195,8 +231,11 @@ def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None 
                **more) -> list[Path]:
     """Save ``data`` with its provenance as ``<name>.json`` (``{**data, "meta": ...}``) and,
     given ``rows``, ``<name>.md``; in ``out_dir`` (default: :func:`figures_dir`)."""
+    check_name(name)
     d = figures_dir(out_dir, prov)
-    out = []
-    if rows is not None:
-        out.append(atomic_write(d / f"{name}.md", markdown_table(rows)))
-    return [_write_sidecar(name, prov, out, out_dir, data=data, **more)] + out
+    md = None if rows is None else (d / f"{name}.md", markdown_table(rows))
+    side, text = _sidecar(name, prov, [md[0]] if md else [], out_dir, data=data, **more)
+    out = [atomic_write(side, text)]
+    if md:
+        out.append(atomic_write(*md))
+    return out

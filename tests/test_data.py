@@ -250,3 +250,126 @@ def test_cameras_h5_missing_field(tmp_path):
     with pytest.raises(DataError) as e:
         load_cameras(f)
     assert str(f) in str(e.value) and "camera2" in str(e.value)
+
+
+# --------------------------------------------------------------------------- 2D vs 3D lengths
+def _p2(lengths):
+    rng = np.random.default_rng(1)
+    return {f"S1/Walking/{cid}": rng.uniform(0, 1000, (n, 16, 2)).astype(np.float32)
+            for cid, n in zip(H36M_CAMERA_IDS, lengths)}
+
+
+def test_pack_detections_much_shorter_than_3d(tmp_path):
+    """Detections 3 frames short of the 3D (10 Hz) are fine (the shorter is used); 4 or
+    more, shorter or longer, is a DataError naming both keys and both lengths."""
+    from geo import regress
+    from geo.pairs import collect_frames
+
+    p3 = {"S1/Walking": np.random.default_rng(0).normal(0, 300, (20, 17, 3)).astype(np.float32)}
+    ds = load_pack(_write_pack(tmp_path / "ok", p3=p3, p2=_p2([17, 20, 23, 18])))
+    assert len(regress.make_split(ds, ["S1"], "sh")) == 17 + 20 + 20 + 18
+    assert len(collect_frames(ds, ["S1"])[0]) == 17
+    for n in (16, 24, 2):
+        root = _write_pack(tmp_path / f"bad{n}", p3=p3, p2=_p2([20, 20, n, 20]))
+        with pytest.raises(DataError) as e:
+            load_pack(root)
+        msg = str(e.value)
+        assert f"{root / 'detections_sh.npz'}[S1/Walking/{H36M_CAMERA_IDS[2]}]" in msg, msg
+        assert f"{root / 'poses_3d.npz'}[S1/Walking]" in msg and f"{n} frames" in msg and "20" in msg
+
+
+def test_split_and_pairs_refuse_misaligned_sequences(tmp_path):
+    """A Dataset built in memory (no loader check) is checked where 2D meets 3D."""
+    from geo import regress
+    from geo.data import Sequence
+    from geo.pairs import collect_frames
+
+    ds = load_pack(_write_pack(tmp_path / "pack"))            # 7 frames everywhere
+    seq = ds.sequences["S1"]["Walking"]
+    cid = H36M_CAMERA_IDS[1]
+    ds.sequences["S1"]["Walking"] = Sequence(np.concatenate([seq.poses_3d] * 3), dict(seq.poses_2d))
+    for f in (lambda: regress.make_split(ds, ["S1"], "sh"), lambda: collect_frames(ds, ["S1"])):
+        with pytest.raises(DataError) as e:
+            f()
+        msg = str(e.value)
+        assert "S1/Walking" in msg and "21" in msg and "7 frames" in msg and str(tmp_path) in msg, msg
+    assert len(regress.make_split(ds, ["S1"], "gt")) == 4 * 21   # ground-truth 2D: no detections involved
+    assert cid in ds.sequences["S1"]["Walking"].poses_2d
+
+
+def test_original_layout_detections_much_shorter_than_3d(tmp_path):
+    """The original layout (50 Hz files, stride 5): the check names both files."""
+    import h5py
+
+    root = tmp_path / "orig"
+    (root / "S1" / "MyPoses" / "3D_positions").mkdir(parents=True)
+    (root / "S1" / "StackedHourglass").mkdir(parents=True)
+    _write_cameras(root / "cameras.h5")
+    rng = np.random.default_rng(0)
+    f3 = root / "S1" / "MyPoses" / "3D_positions" / "Walking 1.h5"
+    with h5py.File(f3, "w") as h:
+        h["3D_positions"] = rng.normal(0, 300, (96, 100))           # 100 frames at 50 Hz -> 20
+    for cid in H36M_CAMERA_IDS:
+        with h5py.File(root / "S1" / "StackedHourglass" / f"Walking_1.{cid}.h5", "w") as h:
+            h["poses"] = rng.uniform(0, 1000, (88, 16, 2))            # -> 18: fine
+    ds = load_original(root)
+    assert len(ds.sequences["S1"]["Walking 1"].poses_3d) == 20
+    bad = root / "S1" / "StackedHourglass" / f"Walking_1.{H36M_CAMERA_IDS[3]}.h5"
+    with h5py.File(bad, "w") as h:
+        h["poses"] = rng.uniform(0, 1000, (50, 16, 2))                # -> 10
+    with pytest.raises(DataError) as e:
+        load_original(root)
+    msg = str(e.value)
+    assert str(bad) in msg and str(f3) in msg and "10 frames" in msg and "20" in msg, msg
+
+
+# --------------------------------------------------------------------------- finite as float32, cameras
+def test_values_beyond_float32_are_refused(tmp_path):
+    """1e39 in a float64 npz is finite, but inf as the float32 it loads as: refused."""
+    p3 = {"S1/Walking": np.random.default_rng(0).normal(0, 300, (7, 17, 3))}   # float64
+    p3["S1/Walking"][2, 3, 1] = 1e39
+    root = _write_pack(tmp_path / "pack", p3=p3)
+    with pytest.raises(DataError) as e:
+        load_pack(root)
+    msg = str(e.value)
+    assert f"{root / 'poses_3d.npz'}[S1/Walking]" in msg and "float32" in msg, msg
+    with pytest.raises(DataError, match="float32"):
+        geo.data.check_array(np.full((2, 16, 2), -1e300), (16, 2), "x.npz[k]", "2D")
+    ok = geo.data.check_array(np.full((2, 16, 2), 3e38), (16, 2), "x.npz[k]", "2D")
+    assert ok.dtype == np.float32 and np.isfinite(ok).all()
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("f", np.array([[1145.0], [np.nan]]), ("f", "NaN")),
+    ("T", np.array([[np.inf], [0.0], [0.0]]), ("T", "NaN/inf")),
+    ("k", np.array([[0.0], [np.nan], [0.0]]), ("k", "NaN")),
+    ("f", np.array([[1145.0], [0.0]]), ("f", "> 0")),
+    ("f", np.array([[-1145.0], [1144.0]]), ("f", "> 0")),
+    ("R", np.diag([1.0, 1.0, -1.0]), ("R", "det")),                 # a reflection
+    ("R", np.eye(3) * 1.01, ("R", "rotation")),                       # not orthonormal
+    ("R", np.array([[1.0, 0.01, 0], [0, 1, 0], [0, 0, 1]]), ("R", "rotation")),
+])
+def test_bad_cameras_refused_at_load(tmp_path, field, value, words):
+    import h5py
+
+    f = _write_cameras(tmp_path / "cameras.h5")
+    with h5py.File(f, "a") as h:
+        del h[f"subject1/camera3/{field}"]
+        h[f"subject1/camera3/{field}"] = value
+    with pytest.raises(DataError) as e:
+        load_cameras(f)
+    msg = str(e.value)
+    assert str(f) in msg and "camera3" in msg and H36M_CAMERA_IDS[2] in msg, msg
+    assert all(w in msg for w in words), msg
+
+
+def test_nearly_orthonormal_camera_accepted(tmp_path):
+    """Rounding in a stored rotation (well within 1e-3) is accepted."""
+    import h5py
+
+    f = _write_cameras(tmp_path / "cameras.h5")
+    c, s = np.cos(0.3), np.sin(0.3)
+    with h5py.File(f, "a") as h:
+        del h["subject1/camera1/R"]
+        h["subject1/camera1/R"] = np.round(np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]), 5)
+    assert load_cameras(f)["S1"][H36M_CAMERA_IDS[0]].R.shape == (3, 3)

@@ -21,7 +21,7 @@ def test_generator_shapes():
     out, G, G_ij = g(maps, rot_z(0.3).expand(3, 3, 3))
     assert out.shape == (3, 15, 64, 64)
     assert G.shape == G_ij.shape == (3, 16, 3)
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert float(out.detach().min()) >= 0 and float(out.detach().max()) <= 1
     assert not torch.allclose(G, G_ij)
 
 

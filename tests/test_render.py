@@ -116,3 +116,46 @@ def test_bad_shape_raises():
     for bad in (np.zeros((3, 17, 2)), np.zeros((16, 2)), np.zeros((2, 16, 3)), torch.zeros(2, 2, 16, 2)):
         with pytest.raises(ValueError, match="16, 2"):
             render(bad)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_input_raises_naming_samples(bad):
+    """A NaN/Inf joint is refused, naming the samples (it used to give 15 empty maps or a
+    raw IndexError); numpy and float64 inputs too."""
+    x = _random_poses(20, seed=4)
+    x[3, 5, 0] = bad
+    x[17, 0, 1] = bad
+    with pytest.raises(ValueError, match=r"non-finite.*\[3, 17\]"):
+        render(x)
+    with pytest.raises(ValueError, match=r"\[3, 17\]"):
+        render(x.numpy().astype(np.float64))
+    with pytest.raises(ValueError, match=r"\[3, 17\]"):
+        render(to_map_coords(x), normalized=True)
+    # a finite float64 beyond float32's range is non-finite once cast
+    y = _random_poses(4, seed=5).double()
+    y[1, 2, 0] = 1e39
+    with pytest.raises(ValueError, match=r"\[1\]"):
+        render(y)
+    render(x[[0, 1, 2]])                         # finite samples render
+    if bad != bad:
+        assert render(x, check=False)[3].sum() == 0  # opt-out: unchecked, NaN gives empty maps
+
+
+@pytest.mark.parametrize("kw", [dict(width=0), dict(width=-2.0), dict(width=float("nan")),
+                                dict(margin=0), dict(margin=-1.2), dict(size=0), dict(size=-3),
+                                dict(size=2.5), dict(chunk=0), dict(chunk=-1)])
+def test_bad_arguments_raise_naming_them(kw):
+    (arg, _), = kw.items()
+    with pytest.raises(ValueError, match=arg):
+        render(_random_poses(4, seed=6), **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_finite_check_is_sync_free_on_cuda():
+    """On CUDA the default does not check (a check is a host sync in every training step);
+    check=True does."""
+    x = _random_poses(8, seed=7).cuda()
+    x[2, 0, 0] = float("nan")
+    render(x)
+    with pytest.raises(ValueError, match=r"\[2\]"):
+        render(x, check=True)

@@ -155,3 +155,55 @@ def test_commit_passed_in_wins(monkeypatch, tmp_path):
     assert results.git_commit()["commit"] == "abc123"
     monkeypatch.delenv("GEO_COMMIT")
     assert results.git_commit()["commit"] is None
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "../x", "ABS", "..", ".hidden", "sub\\..\\x", "a\x00b", None, 3])
+def test_result_names_are_one_plain_file_name(figs, tmp_path, bad):
+    """A result name is one plain file name: a path, '..', an absolute path, an empty name
+    or a leading dot is refused (naming it) before anything is written."""
+    if bad == "ABS":
+        bad = str(tmp_path / "abs")   # absolute, but inside the test's folder
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with pytest.raises(ValueError, match="name") as e:
+        results.save_table({"x": 1}, bad, _prov())
+    assert repr(bad) in str(e.value)
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match="name"):
+        results.save_figure(fig, bad, _prov())
+    plt.close(fig)
+    assert not figs.exists() or not any(figs.iterdir())
+    assert sorted(os.listdir(tmp_path)) in (["figs"], [])
+
+
+def test_non_finite_values_are_json_null(figs):
+    """NaN/inf in a table are written as null: the file is valid (strict) JSON."""
+    results.save_table({"a": float("nan"), "b": np.float32("inf"), "c": np.array([1.0, np.nan, -np.inf]),
+                        "d": [{"e": np.float64("nan")}], "f": 1.5}, "nan_tbl", _prov())
+    text = (figs / "nan_tbl.json").read_text()
+
+    def strict(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    data = json.loads(text, parse_constant=strict)
+    assert data["a"] is None and data["b"] is None and data["c"] == [1.0, None, None]
+    assert data["d"] == [{"e": None}] and data["f"] == 1.5
+
+
+def test_figure_never_left_without_its_sidecar(figs):
+    """When the meta cannot be serialised nothing is written: no PNG without its sidecar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    with pytest.raises(TypeError):
+        results.save_figure(fig, "orphan", _prov(), bad=object())
+    plt.close(fig)
+    with pytest.raises(TypeError):
+        results.save_table({"x": 1}, "orphan_tbl", _prov(), rows=[{"a": 1}], bad=object())
+    assert not figs.exists() or sorted(os.listdir(figs)) == []

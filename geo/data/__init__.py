@@ -69,16 +69,54 @@ class Dataset:
 
 
 def check_array(a: np.ndarray, shape_tail: tuple, where: str, what: str) -> np.ndarray:
-    """Validate a pose array: trailing shape and finite values. Names ``where`` on error."""
+    """Validate a pose array: trailing shape and finite values (as float32, the type it is
+    returned in). Names ``where`` on error."""
     a = np.asarray(a)
     if a.ndim != len(shape_tail) + 1 or tuple(a.shape[1:]) != tuple(shape_tail):
         raise DataError(f"{where}: expected {what} of shape (T, {', '.join(map(str, shape_tail))}), got {a.shape}")
     if not np.issubdtype(a.dtype, np.number):
         raise DataError(f"{where}: expected numbers for {what}, got dtype {a.dtype}")
-    if not np.all(np.isfinite(a)):
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        raise DataError(f"{where}: {what} contains {bad} NaN/inf values")
-    return a.astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a32 = a.astype(np.float32, copy=False)
+    # checked after the cast: a finite float64 beyond float32's range (1e39) becomes inf
+    if not np.all(np.isfinite(a32)):
+        bad = int(np.count_nonzero(~np.isfinite(a32)))
+        big = int(np.count_nonzero(np.isfinite(a) & ~np.isfinite(a32)))
+        why = f" ({big} of them finite values beyond float32's range, ±3.4e38)" if big else ""
+        raise DataError(f"{where}: {what} contains {bad} NaN/inf values{why}")
+    return a32
+
+
+MAX_LAG_S = 0.3
+"""How much longer the 2D detections of a sequence may be than its 3D poses, or the
+reverse, in seconds: 0.3 s = 3 frames at 10 Hz (15 at 50 Hz). Within it the shorter is
+used (frames aligned by index from frame 0); beyond it the two are not the same recording
+and loading raises :class:`DataError`."""
+
+
+def max_lag(fps: float) -> int:
+    """:data:`MAX_LAG_S` in frames at ``fps``."""
+    return int(round(MAX_LAG_S * fps))
+
+
+def aligned_length(n_3d: int, n_2d: int, where_3d: str, where_2d: str, fps: float = 10.0) -> int:
+    """The common length of a sequence's 3D poses (``n_3d`` frames, from ``where_3d``) and
+    one camera's 2D detections (``n_2d``, ``where_2d``): the shorter, when they differ by
+    at most :func:`max_lag` frames; else DataError naming both and both lengths."""
+    tol = max_lag(fps)
+    if abs(int(n_3d) - int(n_2d)) > tol:
+        raise DataError(f"{where_2d} has {n_2d} frames but {where_3d} has {n_3d}: 2D detections and 3D poses "
+                        f"differ by more than {tol} frames ({MAX_LAG_S} s at {fps:g} Hz); expected the same recording")
+    return min(int(n_3d), int(n_2d))
+
+
+def check_alignment(seq: "Sequence", where_3d: str, where_2d: dict, fps: float = 10.0) -> None:
+    """:func:`aligned_length` for every camera of ``seq`` that has 3D (``where_2d``:
+    camera id -> where its detections came from)."""
+    if seq.poses_3d is None:
+        return
+    for cid, a in seq.poses_2d.items():
+        aligned_length(len(seq.poses_3d), len(a), where_3d, where_2d[cid], fps)
 
 
 def require_dir(path, layout: str) -> Path:

@@ -11,6 +11,10 @@
 2. The compact pack (``poses_3d.npz``, ``detections_sh.npz``, ``cameras.h5``), already
    17 joints at 10 Hz (see the pack's README).
 
+Detections and 3D poses are aligned by index from frame 0. Lengths may differ by up to
+:data:`geo.data.MAX_LAG_S` (3 frames at 10 Hz; the shorter is used); more is a
+DataError naming both files (or npz keys) and both lengths.
+
 Cameras: ``cameras.h5`` groups ``subject{N}/camera{1..4}/{R,T,f,c,k,p,Name}``; the
 world->camera rotation is ``R_h5.T`` (see :mod:`geo.cameras`).
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from geo.cameras import H36M_CAMERA_IDS, Camera
-from geo.data import Dataset, DataError, Sequence, check_array, require_dir
+from geo.data import Dataset, DataError, Sequence, check_alignment, check_array, require_dir
 
 H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
@@ -68,10 +72,29 @@ def load_cameras(path) -> dict[str, dict[str, Camera]]:
                     raise DataError(f"{path}: subject{s[1:]}/camera{i} lacks {e}; expected R, T, f, c, k, p, Name") from e
                 if cam.R.shape != (3, 3) or cam.T.shape != (3,) or cam.f.shape != (2,):
                     raise DataError(f"{path}: subject{s[1:]}/camera{i} has malformed R/T/f")
+                check_camera(cam, f"{path}: subject{s[1:]}/camera{i} ({cam.id})")
                 out[s][cam.id] = cam
     if not out:
         raise DataError(f"{path}: no subject{{1,5,6,7,8,9,11}} groups; expected the Human3.6M cameras.h5")
     return out
+
+
+def check_camera(cam: Camera, where: str, tol: float = 1e-3) -> Camera:
+    """A camera that can project: finite R, T, f, c, k, p; focal lengths f > 0; R a
+    rotation (orthonormal, det +1, within ``tol``). Else DataError naming ``where``."""
+    for name in ("R", "T", "f", "c", "k", "p"):
+        v = np.asarray(getattr(cam, name), np.float64)
+        if not np.all(np.isfinite(v)):
+            raise DataError(f"{where}: {name} has NaN/inf values ({v.ravel().tolist()})")
+    if not np.all(cam.f > 0):
+        raise DataError(f"{where}: focal lengths f must be > 0, got {cam.f.tolist()}")
+    R = np.asarray(cam.R, np.float64)
+    err = float(np.abs(R @ R.T - np.eye(3)).max())
+    det = float(np.linalg.det(R))
+    if err > tol or abs(det - 1) > tol:
+        raise DataError(f"{where}: R is not a rotation (|R R^T - I| = {err:.3g}, det R = {det:.6g}; "
+                        f"expected orthonormal with det +1 within {tol:g})")
+    return cam
 
 
 def _load_npz(path):
@@ -112,6 +135,10 @@ def load_pack(root, subjects=None) -> Dataset:
         seq = seqs.setdefault(s, {}).setdefault(act, Sequence(None))
         seq.poses_2d[cam] = a
     _check_subjects(seqs, cams, root)
+    for s, acts in seqs.items():
+        for act, seq in acts.items():
+            check_alignment(seq, f"{root / 'poses_3d.npz'}[{s}/{act}]",
+                            {c: f"{root / 'detections_sh.npz'}[{s}/{act}/{c}]" for c in seq.poses_2d}, 10.0)
     return Dataset("h36m", str(root), seqs, {s: cams[s] for s in seqs if s in cams}, fps=10.0,
                    notes="Human3.6M (compact pack: 17 joints, 10 Hz, stacked-hourglass detections)")
 
@@ -149,6 +176,7 @@ def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Da
     root = require_dir(root, LAYOUTS)
     cams = load_cameras(cameras_path or root / "cameras.h5")
     seqs: dict[str, dict[str, Sequence]] = {}
+    where: dict[tuple, str] = {}   # (subject, action[, camera]) -> the file it came from
     for sdir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("S")):
         s = sdir.name
         if not _keep(s, subjects):
@@ -157,15 +185,21 @@ def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Da
             raise DataError(f"{sdir}: unknown subject {s!r}; cameras.h5 has {sorted(cams)}")
         for f in sorted((sdir / "MyPoses" / "3D_positions").glob("*.h5")):
             seqs.setdefault(s, {})[f.stem] = Sequence(read_pose_h5(f, stride))
+            where[s, f.stem] = str(f)
         for f in sorted((sdir / "StackedHourglass").glob("*.h5")):
             stem, _, cam = f.stem.rpartition(".")
             if cam not in cams[s]:
                 raise DataError(f"{f}: unknown camera {cam!r}; expected <Action>.<camera>.h5 with camera in {sorted(cams[s])}")
             act = stem.replace("_", " ")
             seqs.setdefault(s, {}).setdefault(act, Sequence(None)).poses_2d[cam] = read_sh_h5(f, stride)
+            where[s, act, cam] = str(f)
     if not seqs:
         raise DataError(f"{root}: no S*/MyPoses/3D_positions/*.h5 or S*/StackedHourglass/*.h5 found; expected {LAYOUTS}")
     _check_subjects(seqs, cams, root)
+    for s, acts in seqs.items():
+        for act, seq in acts.items():
+            check_alignment(seq, where.get((s, act), f"{s}/{act}"),
+                            {c: where[s, act, c] for c in seq.poses_2d}, 50.0 / stride)
     return Dataset("h36m", str(root), seqs, {s: cams[s] for s in seqs}, fps=50.0 / stride,
                    notes="Human3.6M (3d-pose-baseline layout, stacked-hourglass detections)")
 
