@@ -373,3 +373,18 @@ def test_nearly_orthonormal_camera_accepted(tmp_path):
         del h["subject1/camera1/R"]
         h["subject1/camera1/R"] = np.round(np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]), 5)
     assert load_cameras(f)["S1"][H36M_CAMERA_IDS[0]].R.shape == (3, 3)
+
+
+@pytest.mark.parametrize("which,key", [("p3", "S1Walking"), ("p3", "S1/"), ("p2", "S1/Walking"),
+                                       ("p2", "S1/Walking/x/y")])
+def test_pack_key_without_its_parts(tmp_path, which, key):
+    """A pack key that is not '<subject>/<action>[/<camera>]' is a DataError naming the file
+    and the key (it was a raw 'not enough values to unpack')."""
+    rng = np.random.default_rng(0)
+    kw = {"p3": {key: rng.normal(0, 300, (7, 17, 3)).astype(np.float32)}} if which == "p3" else \
+         {"p2": {key: rng.uniform(0, 1000, (7, 16, 2)).astype(np.float32)}}
+    root = _write_pack(tmp_path / "pack", **kw)
+    with pytest.raises(DataError) as e:
+        load_pack(root)
+    name = "poses_3d.npz" if which == "p3" else "detections_sh.npz"
+    assert str(root / name) in str(e.value) and repr(key) in str(e.value)

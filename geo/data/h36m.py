@@ -113,6 +113,14 @@ def _keep(subject, subjects):
     return subjects is None or subject in subjects
 
 
+def _split_key(key: str, parts: int, file, expected: str) -> list[str]:
+    """A pack key split on '/' into ``parts`` non-empty parts, else DataError naming the file."""
+    bits = str(key).split("/")
+    if len(bits) != parts or not all(b.strip() for b in bits):
+        raise DataError(f"{file}: key {key!r} is not of the form {expected}")
+    return bits
+
+
 def load_pack(root, subjects=None) -> Dataset:
     """The compact pack: ``poses_3d.npz`` keys ``S/Action`` (T,17,3) mm and
     ``detections_sh.npz`` keys ``S/Action/camera`` (T,16,2) px, both 10 Hz."""
@@ -122,11 +130,12 @@ def load_pack(root, subjects=None) -> Dataset:
     p2 = _load_npz(root / "detections_sh.npz")
     seqs: dict[str, dict[str, Sequence]] = {}
     for key, a in p3.items():
-        s, act = key.split("/", 1)
+        s, act = _split_key(key, 2, root / "poses_3d.npz", "'<subject>/<action>', e.g. 'S1/Directions 1'")
         if _keep(s, subjects):
             seqs.setdefault(s, {})[act] = Sequence(check_array(a, (17, 3), f"{root / 'poses_3d.npz'}[{key}]", "3D poses (17 joints, mm)"))
     for key, a in p2.items():
-        s, act, cam = key.split("/")
+        s, act, cam = _split_key(key, 3, root / "detections_sh.npz",
+                                 "'<subject>/<action>/<camera id>', e.g. 'S1/Directions 1/54138969'")
         if not _keep(s, subjects):
             continue
         a = check_array(a, (16, 2), f"{root / 'detections_sh.npz'}[{key}]", "2D detections (16 SH joints, px)")
