@@ -15,7 +15,7 @@ stage          what                                                           wr
                held-out S9/S11 synthesis IoU logged during training
 ``fig5``       Figure 5: Baseline#1 vs Regression#1 over k                    ``fig5.json``
 ``fig6``       Figure 6: the ablation ladder (Regression#1 and #2)            ``fig6.json``
-``regressors`` Baseline#1 / Martinez on all frames vs their targets           ``bench_regressors.json``
+``regressors`` Martinez et al. on all frames (GT, SH 2D) vs their targets       ``bench_regressors.json``
 =============  =============================================================  ==========
 
 Each stage writes its JSON (with a provenance ``meta``) as soon as it is done, and a stage
@@ -43,9 +43,6 @@ VARIANTS = ("AE", "SG", "SG+AUG", "DG+AUG")
 # Figures 3-6 and Table 1 need, within the device tool's 64 MiB of returned files
 # (width 32: encoder 12.0 MiB, decoder 7.3 MiB in bf16, i.e. 58 MiB for these six files).
 PERSIST = {"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi")}
-# Share of the training time per variant: DG+AUG trains two generators per step and is
-# Figure 5's encoder, so it gets the most.
-SHARES = {"AE": 0.15, "SG": 0.2, "SG+AUG": 0.2, "DG+AUG": 0.45}
 
 PROFILES = {
     # train_s: training time for the four generators together (<= 6 min, the issue's cap);
@@ -195,7 +192,7 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
     from geo import experiments as E
     from geo import weights
     from geo.pairs import PairSource
-    from geo.train import config_for, measure_throughput, steps_for_budget
+    from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
 
     if steps_path.exists():
         steps = json.loads(steps_path.read_text())["steps"]
@@ -203,15 +200,14 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
         train_s = min(P["train_s"], max(P["train_s"] * 0.2, clock.left() - P["reserve_s"]))
         pps = measure_throughput(ds, {v: config_for(v, P["train_profile"], **P["train_over"]) for v in VARIANTS})
         batch = config_for("DG+AUG", P["train_profile"], **P["train_over"]).batch
-        steps = steps_for_budget(pps, train_s, SHARES, batch)
-        atomic_write(steps_path, dumps({"steps": steps, "pairs_per_s": pps, "train_s": train_s, "shares": SHARES}))
+        steps = steps_for_budget(pps, train_s, DEFAULT_SHARES, batch)   # DG+AUG, Figure 5's encoder, the most
+        atomic_write(steps_path, dumps({"steps": steps, "pairs_per_s": pps, "train_s": train_s, "shares": DEFAULT_SHARES}))
         _log(f"schedule for {train_s:.0f} s of training: pairs/s {pps} -> steps {steps}")
     heldout = PairSource(ds, ds.test_subjects, device=E.device(), seed=123)
     res = {}
     for v in VARIANTS:
         models, hist, run = _generator(ds, data, v, P, steps[v], heldout)
         encoders[v] = models["phi_psi"].encoder
-        from geo.train import load_checkpoint
         cfg, _, state = load_checkpoint(run, E.device())
         quality = E.synthesis_quality(models, ds, v)
         res[v] = {"history": hist, "quality": quality, "config": asdict(cfg), "steps": state["step"],

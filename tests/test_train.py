@@ -160,7 +160,7 @@ def test_steps_for_budget():
     assert set(steps) == set(DEFAULT_SHARES)
     secs = {v: steps[v] * 512 / pps[v] for v in steps}
     assert sum(secs.values()) <= 360
-    assert max(secs, key=secs.get) == "DG+AUG" and secs["DG+AUG"] == pytest.approx(0.4 * 360, rel=0.01)
+    assert max(secs, key=secs.get) == "DG+AUG" and secs["DG+AUG"] == pytest.approx(DEFAULT_SHARES["DG+AUG"] * 360, rel=0.01)
     with_overhead = steps_for_budget(pps, 360, batch=512, overhead_s=20)
     assert all(with_overhead[v] < steps[v] for v in steps)
     with pytest.raises(ValueError, match="sum"):
