@@ -32,6 +32,16 @@ class Batch:
     R_ij: torch.Tensor        # (B, 3, 3)
     x_i: torch.Tensor         # (B, 16, 2) pixels
     x_j: torch.Tensor
+    # What each sample was drawn from (read-only, for tests and inspection; training uses
+    # none of it): frame index into the source's frames, real camera indices (cj == ci with
+    # same_view), whether the pair is virtual, and the world->camera rotations of the two
+    # views (virtual ones where ``virtual``), so that R_ij = R_j R_i^T.
+    idx: torch.Tensor | None = None      # (B,) long
+    ci: torch.Tensor | None = None       # (B,) long
+    cj: torch.Tensor | None = None       # (B,) long
+    virtual: torch.Tensor | None = None  # (B,) bool
+    R_i: torch.Tensor | None = None      # (B, 3, 3)
+    R_j: torch.Tensor | None = None
 
 
 def collect_frames(ds: Dataset, subjects, need_3d: bool = True):
@@ -102,6 +112,7 @@ class PairSource:
         cj = (ci + torch.randint(1, self.cams, (batch,), generator=g, device=dev)) % self.cams
         x_i, x_j = self.p2[idx, ci], self.p2[idx, cj]
         R_i, R_j = self.R[idx, ci], self.R[idx, cj]
+        v = torch.zeros((batch,), dtype=torch.bool, device=dev)
         if aug > 0:
             v = torch.rand((batch,), generator=g, device=dev) < aug
             vx_i, vR_i = self._virtual(idx)
@@ -111,6 +122,7 @@ class PairSource:
             R_i = torch.where(v[:, None, None], vR_i, R_i)
             R_j = torch.where(v[:, None, None], vR_j, R_j)
         if same_view:
-            x_j, R_j = x_i, R_i
+            x_j, R_j, cj = x_i, R_i, ci
         maps = render(torch.cat([x_i, x_j]), dtype=dtype, compile=self.render_compile)
-        return Batch(maps[:batch], maps[batch:], relative_rotation(R_i, R_j), x_i, x_j)
+        return Batch(maps[:batch], maps[batch:], relative_rotation(R_i, R_j), x_i, x_j,
+                     idx=idx, ci=ci, cj=cj, virtual=v, R_i=R_i, R_j=R_j)

@@ -25,6 +25,33 @@ def test_generator_shapes():
     assert not torch.allclose(G, G_ij)
 
 
+@torch.no_grad()
+def test_generator_uses_the_rotation_it_is_given():
+    """phi gives an M x 3 cloud from the maps alone; psi draws from R G (the rotation
+    given, not its transpose, not none), so the output depends on R. Training mode: batch
+    statistics in the norms (an untrained net in eval mode barely reacts to its input)."""
+    cfg = GeneratorConfig(width=4, points=8)
+    g = Generator(cfg).train()
+    torch.manual_seed(0)
+    maps = (torch.rand(2, 15, 64, 64) < 0.05).float()
+    R1 = torch.stack([rot_z(0.3), rot_z(-1.2)])
+    R2 = torch.stack([rot_z(2.0), rot_z(0.9)])
+    out1, G1, G1_ij = g(maps, R1)
+    out2, G2, G2_ij = g(maps, R2)
+    assert G1.shape == (2, cfg.points, 3) and G1.dtype == torch.float32
+    assert torch.equal(G1, G2) and torch.equal(G1, g.encoder(maps))   # the encoder does not see R
+    for G_ij, R in ((G1_ij, R1), (G2_ij, R2)):
+        assert torch.allclose(G_ij, torch.einsum("bkl,bml->bmk", R, G1), atol=1e-5)   # g_m -> R g_m
+    assert (out1 - out2).abs().max() > 1e-2                           # the decoder sees R
+    assert (out1 - g(maps, R1.transpose(1, 2))[0]).abs().max() > 1e-2
+    out_id, _, G_id = g(maps, torch.eye(3).expand(2, 3, 3))
+    out_none, _, G_none = g(maps, None)
+    assert torch.allclose(G_id, G1) and torch.equal(G_none, G1)
+    assert torch.allclose(out_id, out_none, atol=1e-6)
+    # different maps, different cloud
+    assert (g.encoder(maps.flip(-1)) - G1).abs().max() > 1e-2
+
+
 def test_rotation_round_trip():
     G = torch.randn(5, 16, 3)
     R = torch.linalg.qr(torch.randn(5, 3, 3)).Q
@@ -64,11 +91,25 @@ def test_lrc_by_hand():
 
 
 def test_total_is_eq4():
-    o = torch.rand(2, 15, 64, 64)
-    t = torch.rand(2, 15, 64, 64)
-    G = torch.randn(2, 16, 3)
-    parts = losses.total(o, t, t, o, G, -G)
-    assert parts["loss"].item() == pytest.approx((parts["l2_ij"] + parts["l2_ji"] + parts["lrc"]).item())
+    """Eq. (4) on inputs where every part is known by hand and swapping any two arguments
+    changes the value: L = L_l2(out_ij, S_j) + L_l2(out_ji, S_i) + w L_rc(G_ij, G~_j)."""
+    out_ij = torch.zeros(2, 1, 2, 2)
+    maps_j = torch.zeros(2, 1, 2, 2)
+    maps_j[0, 0, 0, :] = 1
+    maps_j[0, 0, 1, 0] = 1          # sample 0: 3 pixels off by 1 -> 3
+    maps_j[1, 0, 1, 1] = 0.5        # sample 1: 1 pixel off by 0.5 -> 0.25; mean 1.625
+    out_ji = torch.zeros(2, 1, 2, 2)
+    out_ji[0, 0, 0, 1] = 2.0        # sample 0: 4, sample 1: 0; mean 2
+    maps_i = torch.zeros(2, 1, 2, 2)
+    g_ij = torch.tensor([[[1.0, 0, 0], [-1.0, 0, 0]], [[0, 0, 2.0], [0, 0, -2.0]]])
+    g_j = torch.tensor([[[0, 1.0, 0], [0, -1.0, 0]], [[1, 1, 6.0], [1, 1, -4.0]]])
+    # lrc: sample 0 is test_lrc_by_hand's 4, sample 1 the same cloud once normalised: mean 2
+    parts = losses.total(out_ij, maps_j, out_ji, maps_i, g_ij, g_j, weight=0.5)
+    assert parts["l2_ij"].item() == pytest.approx(1.625)
+    assert parts["l2_ji"].item() == pytest.approx(2.0)
+    assert parts["lrc"].item() == pytest.approx(2.0)
+    assert parts["loss"].item() == pytest.approx(1.625 + 2.0 + 0.5 * 2.0)
+    assert losses.total(out_ij, maps_j, out_ji, maps_i, g_ij, g_j)["loss"].item() == pytest.approx(5.625)
 
 
 def test_regressors():
@@ -80,3 +121,31 @@ def test_regressors():
     assert r2(torch.randn(4, 16, 2), torch.randn(4, 16, 3)).shape == (4, 48)
     with pytest.raises(ValueError):
         Regressor(RegressorConfig(kind="fc"))
+
+
+@torch.no_grad()
+def test_regressors_use_their_inputs():
+    """Beyond shapes: Baseline#1 is a function of the 2D joints, Regression#1 of G,
+    Regression#2 of both (its output changes when G changes with the 2D fixed); the
+    first layer is the element-wise sum of the two embeddings (Sec. 4)."""
+    torch.manual_seed(0)
+    x, G = torch.randn(4, 16, 2), torch.randn(4, 16, 3)
+    x2, G2 = torch.randn(4, 16, 2), torch.randn(4, 16, 3)
+    b1 = Regressor(RegressorConfig(kind="fc", in_2d=32)).eval()
+    assert (b1(x) - b1(x2)).abs().max() > 1e-3
+    r1 = Regressor(RegressorConfig(kind="fc", in_g=48)).eval()
+    assert (r1(g=G) - r1(g=G2)).abs().max() > 1e-3
+    r2 = Regressor(RegressorConfig(kind="martinez", in_2d=32, in_g=48)).eval()
+    y = r2(x, G)
+    assert (y - r2(x, G2)).abs().max() > 1e-3                   # G matters
+    assert (y - r2(x2, G)).abs().max() > 1e-3                   # so do the 2D joints
+    assert torch.equal(y, r2(x, G))                             # eval: deterministic
+    # the fc kind on both inputs, by hand: head(relu(W2d x + b2d + Wg g + bg))
+    fc = Regressor(RegressorConfig(kind="fc", in_2d=32, in_g=48)).eval()
+    n = fc.net
+    lin = lambda m, v: v @ m.weight[0] + m.bias[0]              # noqa: E731
+    want = lin(n.head, torch.relu(lin(n.embed_2d, x.flatten(1)) + lin(n.embed_g, G.flatten(1))))
+    assert torch.allclose(fc(x, G), want, atol=1e-5)
+    # same seed, same regressor; another seed, another one
+    assert torch.equal(Regressor(RegressorConfig(kind="fc", in_2d=32)).eval()(x), b1(x))
+    assert not torch.equal(Regressor(RegressorConfig(kind="fc", in_2d=32), seed=1).eval()(x), b1(x))

@@ -159,3 +159,83 @@ def test_finite_check_is_sync_free_on_cuda():
     render(x)
     with pytest.raises(ValueError, match=r"\[2\]"):
         render(x, check=True)
+
+
+# --------------------------------------------------------------------------- conventions by hand
+def _hand_pose():
+    """A pose whose crop is known by hand: bounding box x in [350, 650], y in [200, 600]
+    (RFoot and Head at its corners), so centre (500, 400), longer side 400, crop side
+    1.2 * 400 = 480 px, i.e. 7.5 image px per map pixel at 64 x 64. LElbow -> LWrist is a
+    horizontal bone at map y = 40.5 from map x = 20.5 to 44.5 (pixel centres); every other
+    joint sits at (500, 300), map (32, 18.667)."""
+    x = np.tile(np.array([500.0, 300.0], np.float32), (16, 1))
+    x[0] = [350.0, 600.0]          # RFoot: bottom-left corner of the box
+    x[9] = [650.0, 200.0]          # Head: top-right corner
+    x[14] = [413.75, 463.75]       # LElbow: 500 + (20.5 - 32) * 7.5, 400 + (40.5 - 32) * 7.5
+    x[15] = [593.75, 463.75]       # LWrist: 500 + (44.5 - 32) * 7.5
+    return x[None]
+
+
+def test_crop_and_map_coordinates_by_hand():
+    """Module docstring: square box centred on the bounding-box centre, side 1.2 x the
+    longer side; x -> column, y -> row (image y down = map row down, no flip)."""
+    x = torch.as_tensor(_hand_pose())
+    centre, side = crop_boxes(x)
+    assert centre[0].tolist() == [500.0, 400.0]
+    assert side[0].item() == pytest.approx(480.0)
+    m = to_map_coords(x)[0]
+    expect = {0: (32 - 150 / 7.5, 32 + 200 / 7.5),      # (12, 58.667): left, bottom
+              9: (32 + 150 / 7.5, 32 - 200 / 7.5),      # (52, 5.333): right, top
+              14: (20.5, 40.5), 15: (44.5, 40.5), 6: (32.0, 32 - 100 / 7.5)}
+    for j, (mx, my) in expect.items():
+        assert m[j].tolist() == pytest.approx([mx, my], abs=1e-3), j
+    # the longer side spans 64 / 1.2 map pixels, centred: the margin is 1.2
+    assert (m[0, 1] - m[9, 1]).item() == pytest.approx(64 / 1.2, abs=1e-3)
+    # pixel (row i, column j) covers [j, j+1) x [i, i+1): LWrist is in row 40, column 44
+    assert m[15].floor().tolist() == [44.0, 40.0]
+
+
+def test_bone_lights_exactly_its_capsule():
+    """LElbow -> LWrist (channel 14) at map row 40.5, columns 20.5..44.5, width 2
+    (radius 1.5): exactly rows 39..41, columns 19..45 are on (the corners (39, 19) etc.
+    are sqrt(2) < 1.5 from the ends; row 38 / column 18 are 2 away)."""
+    m = render(_hand_pose())[0]
+    ch = [b for b, (c, p) in enumerate(SH16_BONES) if (c, p) == (15, 14)]
+    assert ch == [14]
+    expect = torch.zeros(MAP_SIZE, MAP_SIZE)
+    expect[39:42, 19:46] = 1
+    assert torch.equal(m[14], expect), torch.nonzero(m[14] != expect).tolist()[:10]
+
+
+def test_joint_lands_at_its_pixel():
+    """A zero-length bone (Spine -> Thorax, both at image (500, 300) = map (32, 18.667))
+    draws a disc of radius 1.5 around that point: pixel (row 18, column 32) is its centre,
+    nothing is drawn outside rows 17..20 / columns 30..33."""
+    m = render(_hand_pose())[0]
+    b = SH16_BONES.index((8, 7))
+    on = torch.nonzero(m[b])
+    assert m[b, 18, 32] == 1
+    assert on[:, 0].min() >= 17 and on[:, 0].max() <= 20 and on[:, 1].min() >= 30 and on[:, 1].max() <= 33
+    # the disc's pixel centres average to the joint
+    centre = on.float().mean(0) + 0.5
+    assert centre.tolist() == pytest.approx([32 - 100 / 7.5, 32.0], abs=0.35)
+    # RFoot -> RKnee ends at the box's bottom-left corner, map (12, 58.667): lit there, not
+    # at the vertically mirrored place (12, 5.333)
+    ch = SH16_BONES.index((0, 1))
+    assert m[ch, 58, 12] == 1 and m[ch, 5, 12] == 0 and m[ch, 5:8, 10:15].sum() == 0
+
+
+def test_line_width_is_two_map_pixels():
+    """Paper: 8 px at 256 x 256, i.e. width 2 at 64 x 64, on where a pixel centre is
+    within (2 + 1) / 2 = 1.5 of the bone. A horizontal bone at map y = 40.0 lights rows
+    38..41 (centres 1.5 and 0.5 away); at y = 40.25 rows 39..41 only (row 38 is 1.75 away).
+    Together: radius in [1.5, 1.75), width in [2, 2.5)."""
+    assert LINE_WIDTH == 2.0
+    for y, rows in ((40.0, [38, 39, 40, 41]), (40.25, [39, 40, 41])):
+        x = torch.full((1, 16, 2), 5.0)
+        x[0, 14] = torch.tensor([20.0, y])
+        x[0, 15] = torch.tensor([44.0, y])
+        m = render(x, normalized=True)[0, 14]
+        lit = torch.nonzero(m[:, 25:40].any(1)).flatten().tolist()
+        assert lit == rows, (y, lit)
+        assert m[rows, 25:40].all()

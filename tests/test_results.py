@@ -126,9 +126,50 @@ def test_git_commit_in_repo_without_commits(tmp_path, monkeypatch):
     assert results.git_commit() == {"commit": None, "dirty": None}
 
 
-def test_git_commit_here():
+def test_git_commit_here(monkeypatch):
+    """In this git checkout, with $GEO_COMMIT unset (it would win), the recorded commit is
+    HEAD's."""
+    import shutil
+    import subprocess
+
+    monkeypatch.delenv("GEO_COMMIT", raising=False)
     info = results.git_commit()
     assert info["commit"] is None or (len(info["commit"]) == 40 and int(info["commit"], 16) >= 0)
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    head = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], cwd=results.REPO,
+                          capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout with commits")
+    assert info["commit"] == head.stdout.strip()
+    assert isinstance(info["dirty"], bool) and "commit_from" not in info
+
+
+def test_git_commit_dirty_ignores_results(tmp_path, monkeypatch):
+    """dirty: a changed tracked source file makes the tree dirty; rewritten results under
+    figures/ do not; untracked files do not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    monkeypatch.delenv("GEO_COMMIT", raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",  # noqa: E731
+                                     *a], check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "figures" / "fig.json").write_text("{}\n")
+    git("add", "code.py", "figures/fig.json")
+    git("commit", "-q", "-m", "first")
+    monkeypatch.setattr(results, "REPO", tmp_path)
+    assert results.git_commit() == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "figures" / "fig.json").write_text('{"x": 1}\n')
+    (tmp_path / "new.py").write_text("untracked\n")
+    assert results.git_commit()["dirty"] is False
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert results.git_commit()["dirty"] is True
 
 
 def test_where_results_go(monkeypatch):
