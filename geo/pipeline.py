@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 
 from geo.results import Provenance, atomic_write, dumps
+from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
 
 STAGES = ("bench", "generators", "fig5", "fig6", "regressors")
-VARIANTS = ("AE", "SG", "SG+AUG", "DG+AUG")
 # Generators whose weights come back from the lease and are committed (weights/): what
 # Figures 3-6 and Table 1 need, within the device tool's 64 MiB of returned files
 # (width 32: encoder 12.0 MiB, decoder 7.3 MiB in bf16, i.e. 58 MiB for these six files).

@@ -37,8 +37,6 @@ from geo.models import BatchedRegressor, RegressorConfig
 from geo.render import render
 from geo.skeleton import h36m17_to_sh16
 
-TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
-TEST_SUBJECTS = ("S9", "S11")
 VALIDATION = (("S1", "S5", "S6", "S7"), ("S8",))   # the schedule study: train, validate
 
 

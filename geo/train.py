@@ -174,7 +174,7 @@ def steps_for_budget(pairs_per_s: dict, seconds_total: float, shares: dict | Non
     """Steps per variant so that the variants together train in ``seconds_total``.
 
     ``pairs_per_s[v]``: measured training throughput of variant v at this batch
-    (``measure_pairs_per_s``); ``shares[v]``: its share of the time (default
+    (:func:`measure_throughput`); ``shares[v]``: its share of the time (default
     :data:`DEFAULT_SHARES`, DG+AUG largest; must sum to <= 1); ``overhead_s``: seconds
     per variant that do not train (compile, held-out evaluation, checkpoints), taken off
     each share first. Returns {v: steps}, steps = share * (seconds - overheads) * pairs/s
@@ -477,22 +477,6 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
 
 
 # --------------------------------------------------------------------------- throughput
-def measure_pairs_per_s(source: PairSource, variants=TRAINED, profile: str = "full", steps: int = 5,
-                        warmup_steps: int = 2, **over) -> dict:
-    """Training throughput (pairs/s) of each variant with ``config_for(v, profile, **over)``
-    on ``source``'s device: ``warmup_steps`` untimed steps (plus compile, if asked), then
-    ``steps`` timed ones. Models and optimiser are thrown away and ``source``'s generator
-    state is restored. Feeds :func:`steps_for_budget`."""
-    out = {}
-    saved = source.gen.get_state()
-    try:
-        for v in variants:
-            out[v] = time_steps(config_for(v, profile, **over), source, steps, warmup_steps)["pairs_per_s"]
-    finally:
-        source.gen.set_state(saved)
-    return out
-
-
 def measure_throughput(ds, cfgs: dict, steps: int = 5, warmup_steps: int = 2, device=None, seed: int = 0) -> dict:
     """{variant: pairs/s} of each ``cfgs[variant]`` (a TrainConfig) on ``ds``'s training
     subjects, on ``device`` (default: CUDA if available). Feeds :func:`steps_for_budget`."""
