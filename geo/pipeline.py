@@ -140,8 +140,8 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
                                   "meta": prov.sidecar(stage_wall_s=round(time.time() - t_stage, 1))}))
         _log(f"wrote {path}")
     elif stage == "generators":
+        prov = Provenance(data=data, profile=P["train_profile"], seeds=[0])  # before the work: its wall time
         res = _generators(ds, data, out, P, clock, encoders, steps_path)
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=[0])
         _write(out, "generators", "generators", res, prov, stage_wall_s=round(time.time() - t_stage, 1))
     elif stage == "fig5":
         prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["seeds"])

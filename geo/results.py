@@ -3,7 +3,8 @@
 Every result in ``figures/`` gets a JSON sidecar ``<name>.json`` (a table's JSON is its own
 sidecar: its content plus ``meta``), whose ``meta`` holds: data source,
 profile, seeds, git commit (and whether the tree was dirty), device, wall time, the
-geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly);
+geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly; its
+plotly.js is written once beside as ``plotly.min.js`` so that the HTML opens offline);
 tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
 
 Where results go (:func:`figures_dir`): ``out_dir`` of ``save_figure`` / ``save_table`` if
@@ -167,10 +168,20 @@ class Provenance:
         self.meta = {"data": data, "profile": profile, "seeds": list(seeds), **extra}
 
     def sidecar(self, **more) -> dict:
-        return {**self.meta, **more, **git_commit(), "device": device_info(),
-                "wall_time_s": round(time.time() - self.t0, 2),
+        """The meta of a result. ``wall_time_s`` is the time of the work the result comes
+        from: since this Provenance was created (create it before the work), or, for a
+        result drawn from an earlier run (``computed_by=`` that run's meta), that run's
+        work time; the drawing itself is then ``drawn_in_s``."""
+        here = round(time.time() - self.t0, 2)
+        side = {**self.meta, **more, **git_commit(), "device": device_info(), "wall_time_s": here,
                 "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "geo_version": __import__("geo").__version__}
+        earlier = side.get("computed_by")
+        if isinstance(earlier, dict) and earlier:
+            work = earlier.get("stage_wall_s", earlier.get("wall_time_s"))
+            side["wall_time_s"] = None if work is None else float(work)
+            side["drawn_in_s"] = here
+        return side
 
 
 def _sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more):
@@ -201,17 +212,36 @@ def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[
     first: a figure is never left without its sidecar."""
     check_name(name)
     d = figures_dir(out_dir, prov)
-    if hasattr(fig, "to_html"):  # plotly
-        path, content = d / f"{name}.html", fig.to_html(include_plotlyjs="cdn", full_html=True)
+    extra = []
+    if hasattr(fig, "to_html"):  # plotly: works offline, with plotly.js shipped once beside the HTML
+        path, content = d / f"{name}.html", fig.to_html(include_plotlyjs=PLOTLY_JS, full_html=True)
+        extra = [d / PLOTLY_JS]
     else:
         import io
 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         path, content = d / f"{name}.png", buf.getvalue()
-    side, text = _sidecar(name, prov, [path], out_dir, **more)
+    side, text = _sidecar(name, prov, [path, *extra], out_dir, **more)
+    written = [ship_plotly_js(d)] if extra else []
     side = atomic_write(side, text)
-    return [atomic_write(path, content), side]
+    return [atomic_write(path, content), side, *written]
+
+
+PLOTLY_JS = "plotly.min.js"
+
+
+def ship_plotly_js(d: Path) -> Path:
+    """``d/plotly.min.js``, the plotly.js of the installed ``plotly`` package, written once
+    (rewritten only when it differs), so that every HTML figure in ``d`` loads it by a
+    relative path and opens offline (no CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    path = Path(d) / PLOTLY_JS
+    if not (path.exists() and path.stat().st_size == len(js.encode()) and path.read_text() == js):
+        atomic_write(path, js)
+    return path
 
 
 def markdown_table(rows: list[dict]) -> str:

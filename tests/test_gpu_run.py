@@ -49,6 +49,9 @@ def test_every_stage_wrote_its_result(bundle):
     for v, g in gens.items():
         assert g["steps"] >= 1 and g["history"]["iou"], v          # held-out IoU logged during training
     assert blobs["fig5.json"]["meta"]["commit"] == "abc123"   # the commit passed in wins over any .git there
+    for name in ("generators.json", "fig5.json", "fig6.json"):      # wall time = the stage's work, not the save
+        meta = blobs[name]["meta"]
+        assert meta["wall_time_s"] >= 0.9 * meta["stage_wall_s"] - 0.2, (name, meta["wall_time_s"], meta["stage_wall_s"])
     assert blobs["fig5.json"]["fig5"]["rows"] and blobs["fig6.json"]["fig6"]["Regression#1"]
 
 

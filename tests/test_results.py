@@ -52,10 +52,10 @@ def test_save_figure_matplotlib_and_plotly(figs):
     assert [p.name for p in out] == ["fig_mpl.png", "fig_mpl.json"]
     assert (figs / "fig_mpl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = results.save_figure(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "fig_plotly", _prov())
-    assert [p.name for p in out] == ["fig_plotly.html", "fig_plotly.json"]
+    assert [p.name for p in out] == ["fig_plotly.html", "fig_plotly.json", "plotly.min.js"]
     assert "<html" in (figs / "fig_plotly.html").read_text()
     side = json.loads((figs / "fig_plotly.json").read_text())["meta"]
-    assert SIDECAR_KEYS <= set(side) and side["files"] == ["fig_plotly.html", "fig_plotly.json"]
+    assert SIDECAR_KEYS <= set(side) and side["files"] == ["fig_plotly.html", "fig_plotly.json", "plotly.min.js"]
 
 
 def test_figure_and_table_of_one_name_share_the_sidecar(figs):
@@ -248,3 +248,49 @@ def test_figure_never_left_without_its_sidecar(figs):
     with pytest.raises(TypeError):
         results.save_table({"x": 1}, "orphan_tbl", _prov(), rows=[{"a": 1}], bad=object())
     assert not figs.exists() or sorted(os.listdir(figs)) == []
+
+
+def test_plotly_html_opens_offline(figs):
+    """Issue 12 item 15: no CDN. The HTML loads plotly.js by a relative path from a file
+    written beside it, once, holding the installed plotly's library."""
+    import re
+
+    import plotly
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    results.save_figure(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "fig_a", _prov())
+    out = results.save_figure(go.Figure(go.Bar(x=[0, 1], y=[1, 0])), "fig_b", _prov())
+    assert figs / "plotly.min.js" in out
+    for name in ("fig_a", "fig_b"):
+        html = (figs / f"{name}.html").read_text()
+        srcs = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
+        assert srcs == ["plotly.min.js"], srcs                        # nothing fetched from the network
+        assert "cdn.plot.ly" not in html and "https://" not in "".join(srcs)
+        side = json.loads((figs / f"{name}.json").read_text())["meta"]
+        assert "plotly.min.js" in side["files"]
+    js = (figs / "plotly.min.js").read_text()
+    assert js == get_plotlyjs() and len(js) > 1_000_000
+    assert f"v{plotly.__version__}" in js[:2000] or "plotly" in js[:5000].lower()
+    before = (figs / "plotly.min.js").stat().st_mtime_ns
+    results.save_figure(go.Figure(), "fig_c", _prov())
+    assert (figs / "plotly.min.js").stat().st_mtime_ns == before       # written once, not per figure
+
+
+def test_wall_time_is_the_work_not_the_save(figs):
+    """Issue 12 item 14: the sidecar's wall_time_s is the time of the work the result
+    comes from -- since the Provenance was made (before the work) -- and for a result drawn
+    from an earlier run, that run's work time, not the seconds the drawing took."""
+    import time
+
+    prov = _prov()
+    time.sleep(0.3)                                                    # "the work"
+    results.save_table({"x": 1}, "worked", prov)
+    side = json.loads((figs / "worked.json").read_text())["meta"]
+    assert side["wall_time_s"] >= 0.3
+    earlier = {"data": "/h36m", "profile": "full", "stage_wall_s": 173.0, "wall_time_s": 0.0}
+    results.save_table({"x": 1}, "drawn", _prov(), computed_by=earlier)
+    side = json.loads((figs / "drawn.json").read_text())["meta"]
+    assert side["wall_time_s"] == 173.0 and 0 <= side["drawn_in_s"] < 173.0
+    results.save_table({"x": 1}, "drawn2", _prov(), computed_by={"wall_time_s": 42.5})
+    assert json.loads((figs / "drawn2.json").read_text())["meta"]["wall_time_s"] == 42.5
