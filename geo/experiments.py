@@ -46,12 +46,31 @@ def device() -> str:
 _DATA_IDS: dict = {}
 
 
+def _npz_digest(path: Path) -> bytes | None:
+    """sha256 over an npz's arrays (name, dtype, shape, bytes, in name order), or None when
+    it cannot be read as one: the same arrays re-saved (another zip compression, another
+    time stamp) have the same digest."""
+    h = hashlib.sha256()
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for k in sorted(z.files):
+                a = np.ascontiguousarray(z[k])
+                h.update(f"{k}\0{a.dtype.str}\0{a.shape}\0".encode())
+                h.update(a.tobytes())
+    except (OSError, ValueError, EOFError, KeyError) as e:  # not an npz: hashed as bytes
+        del e
+        return None
+    return h.digest()
+
+
 def data_identity(data) -> str:
     """What a data argument holds, independent of where it lies: ``"embedded"``, or a
-    sha256 over the relative names, sizes and contents of the files under the path
-    (files over 64 MiB: their first and last MiB). The same copy at another path (a GPU
-    machine) has the same identity; an edited file has another. Cached per process by
-    (path, sizes, mtimes)."""
+    sha256 over the relative names and contents of the files under the path (an ``.npz``
+    by its arrays, so that a copy whose npz were re-compressed -- e.g. unpacked from the
+    smaller form a GPU lease carries, ``scripts/device_data.py`` -- is the same data;
+    other files by their bytes, files over 64 MiB by size and first and last MiB). The
+    same copy at another path (a GPU machine) has the same identity; an edited file has
+    another. Cached per process by (path, sizes, mtimes)."""
     if data in ("embedded", "default", None):
         return "embedded"
     root = Path(data).resolve()
@@ -64,7 +83,12 @@ def data_identity(data) -> str:
     if key not in _DATA_IDS:
         h = hashlib.sha256()
         for p, st in stats:
-            h.update(f"{p.relative_to(root) if root.is_dir() else p.name}\0{st.st_size}\0".encode())
+            name = p.relative_to(root) if root.is_dir() else p.name
+            arrays = _npz_digest(p) if p.suffix == ".npz" else None
+            if arrays is not None:
+                h.update(f"{name}\0npz\0".encode() + arrays)
+                continue
+            h.update(f"{name}\0{st.st_size}\0".encode())
             with open(p, "rb") as f:
                 if st.st_size <= 64 << 20:
                     h.update(hashlib.sha256(f.read()).digest())

@@ -3,13 +3,17 @@
 #
 #   scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]
 #
-# DATA     a Human3.6M copy (on the lent machine: .dev/h36m, carried beside the tree)
+# DATA     a Human3.6M copy (on the lent machine: carried beside the tree), or a file made by
+#          `scripts/device_data.py stage|pack` (*.xz: the pack in its smallest lossless form,
+#          with committed weights to continue from); it is unpacked into $WORK/carried, its
+#          weights/ join the checkout's weights/ (missing files only), DATA becomes its h36m/
 # OUT      where the bundle goes (on the lent machine: $OUT, which comes back)
 # PROFILE  full (default, a GPU) or tiny (the CPU rehearsal that tests/test_gpu_run.py runs)
 # BUDGET_S wall-clock budget of the whole run in seconds (default 540: one device command
 #          runs at most 600 s); training is sized from the measured throughput to fit it
 # COMMIT   the git commit of the code (the device copy has no .git)
-# env      GEO_STAGES (default: all, in order), GEO_NO_WEIGHTS=1, GEO_WORK, PYTHON
+# env      GEO_STAGES (default: all, in order), GEO_NO_WEIGHTS=1, GEO_WORK, PYTHON,
+#          GEO_WEIGHTS (the weights folder geo reads; default the checkout's weights/)
 #
 # It runs `python -m geo full-gpu` (stages: bench, generators, fig5, fig6, regressors; each
 # writes its JSON as soon as it is done, and a finished stage is skipped when the script
@@ -29,6 +33,17 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" GEO_COMMIT="$COMMIT"
 export GEO_RUNS="$WORK/runs"
+if [ -f "$DATA" ] && [ "${DATA%.xz}" != "$DATA" ]; then
+  [ -d "$WORK/carried" ] || "$PY" "$HERE/scripts/device_data.py" unpack "$DATA" "$WORK/carried" 2>&1 | tee -a "$WORK/log.txt"
+  [ -d "$WORK/carried" ] || { echo "could not unpack $DATA" | tee -a "$WORK/log.txt"; exit 2; }
+  if [ -d "$WORK/carried/weights" ]; then
+    WDIR=${GEO_WEIGHTS:-$HERE/weights}
+    mkdir -p "$WDIR"
+    cp -n "$WORK/carried/weights/"* "$WDIR/" 2>/dev/null
+    echo "weights carried: $(ls "$WORK/carried/weights" | tr '\n' ' ')" | tee -a "$WORK/log.txt"
+  fi
+  if [ -d "$WORK/carried/h36m" ]; then DATA="$WORK/carried/h36m"; else DATA="$WORK/carried"; fi
+fi
 ( command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" ) 2>&1 | tee -a "$WORK/log.txt"
 # The budget is enforced here too (timeout), so that the bundle below is always made: a
