@@ -15,6 +15,14 @@ recorded as skipped. Writes benchmarks/results/bench_train_generator_cuda.json o
 bench_train_generator.json on CPU.
 
     python benchmarks/train_generator.py [--data embedded|PATH] [--budget-s S] [--steps N]
+    python benchmarks/train_generator.py --ddp [--data embedded|PATH] [--steps N]
+
+``--ddp``: pairs/s of ``geo.train.train`` itself (DG+AUG, the same global batch) on 1 and
+on 2 ranks (PyTorch DDP; gloo and one thread per rank on CPU, NCCL and one GPU per rank
+on CUDA), each rank count in its own spawned process group, in one run: N warm-up steps,
+then N timed steps (the second logged interval). On a machine with one GPU only the
+1-rank row runs and the file says that multi-GPU scaling was not measurable there.
+Writes bench_train_generator_ddp.json (CPU) or bench_train_generator_ddp_cuda.json.
 """
 from __future__ import annotations
 
@@ -168,14 +176,93 @@ def bench(data: str = "embedded", budget_s: float | None = None, steps: int | No
     return out
 
 
+def _ddp_worker(rank: int, world: int, port: int, data: str, cfg, out: str):
+    """One rank of a --ddp row, set up from the variables torchrun would set; rank 0
+    writes the logged pairs/s of the timed interval to ``out``."""
+    import json
+    import tempfile
+
+    from geo import distributed as D
+    from geo.train import train
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dev = D.init_from_env()
+    try:
+        ds = load(data)
+        src = PairSource(ds, ds.train_subjects, device=dev, seed=cfg.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            _, h = train(cfg, src, tmp, progress=False)
+        if D.is_main():
+            Path(out).write_text(json.dumps({"pairs_per_s": h["pairs_per_s"][-1],
+                                             "warmup_pairs_per_s": h["pairs_per_s"][0], "loss": h["loss"][-1]}))
+    finally:
+        D.close()
+
+
+def bench_ddp(data: str = "embedded", steps: int | None = None, progress=True) -> dict:
+    """Pairs/s of geo.train.train on 1 and 2 ranks (module docstring)."""
+    import json
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    from geo.train import config_for
+
+    cuda = torch.cuda.is_available()
+    steps = steps or (20 if cuda else 4)
+    width, batch = (32, 512) if cuda else (8, 32)
+    cfg = config_for("DG+AUG", "full", batch=batch, steps=2 * steps, log_every=steps, checkpoint_every=10 * steps,
+                     eval_every=0, generator=dict(width=width))
+    gpus = torch.cuda.device_count() if cuda else 0
+    rows, t0 = [], time.perf_counter()
+    for world in (1, 2):
+        r = {"ranks": world, "global_batch": batch, "per_rank_batch": batch // world, "width": width,
+             "backend": ("nccl" if cuda else "gloo") if world > 1 else None,
+             "device": torch.cuda.get_device_name(0) if cuda else "cpu", "threads_per_rank": 1,
+             "cpu_cores": os.cpu_count(), "load_avg_1min_before": os.getloadavg()[0]}   # shared cores: how busy
+        if cuda and world > gpus:
+            r["skipped"] = (f"this machine has {gpus} GPU(s): {world} ranks need {world}; "
+                            f"multi-GPU scaling not measurable here")
+            rows.append(r)
+            continue
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "rank0.json"
+            t = time.perf_counter()
+            mp.spawn(_ddp_worker, args=(world, port, data, cfg, str(out)), nprocs=world)
+            r.update(json.loads(out.read_text()), wall_s=time.perf_counter() - t)
+        rows.append(r)
+        if progress:
+            print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
+    pps = {r["ranks"]: r["pairs_per_s"] for r in rows if "pairs_per_s" in r}
+    return {"rows": rows, "steps_timed": steps, "warmup_steps": steps, "variant": "DG+AUG",
+            "speedup_2_vs_1": pps[2] / pps[1] if len(pps) == 2 else None,
+            "note": (None if len(pps) == 2 else "multi-GPU scaling was not measurable: one GPU on this machine"),
+            "wall_s": time.perf_counter() - t0}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="embedded")
     ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--ddp", action="store_true", help="pairs/s on 1 and 2 ranks (PyTorch DDP) instead of the levers")
     a = ap.parse_args()
     cuda = torch.cuda.is_available()
     prov = Provenance(data=a.data, profile="benchmark", seeds=[0])
+    if a.ddp:
+        res = bench_ddp(a.data, a.steps)
+        print("pairs/s by ranks:", {r["ranks"]: r.get("pairs_per_s", r.get("skipped")) for r in res["rows"]},
+              "speed-up 2 vs 1:", res["speedup_2_vs_1"], flush=True)
+        cols = ("ranks", "global_batch", "per_rank_batch", "backend", "threads_per_rank", "pairs_per_s", "skipped")
+        save_table(res, "bench_train_generator_ddp_cuda" if cuda else "bench_train_generator_ddp", prov,
+                   rows=[{k: r.get(k, "") for k in cols} for r in res["rows"]])
+        return
     res = bench(a.data, a.budget_s, a.steps)
     print("pairs/s per variant:", res["pairs_per_s"], "chosen:", res["chosen"], flush=True)
     cols = ("row", "batch", "pairs_per_s", "step_s", "mfu", "compile_s", "sampling_render_share", "error", "skipped")

@@ -3,12 +3,18 @@
     python -m geo reproduce [--data embedded|PATH] [--profile quick|full] [--precomputed DIR]
     python -m geo full-gpu --data PATH --out DIR [--stages ...] [--profile full|tiny]
                            [--budget-s S] [--commit SHA]
+    python -m geo lift IMAGE... [--out DIR] [--annotations MPII_JSON]
+    [torchrun --nproc_per_node=N] python -m geo train --variant V --out DIR [--profile quick|full]
+                           [--data embedded|PATH] [--resume] [--steps N] [--batch B] [--lr LR] [--seed S]
 
-``reproduce`` runs every numbered notebook in order with papermill (what ``make
+``lift`` lifts people in the user's images to 3D with the committed weights
+(:mod:`geo.lift`; the 2D estimator needs ``pip install -e .[wild]``). ``reproduce`` runs every numbered notebook in order with papermill (what ``make
 reproduce`` does). ``full-gpu`` computes the full-profile results on a GPU in resumable
 stages (:mod:`geo.pipeline`) and writes JSON that the notebooks draw from
 (``precomputed``); ``scripts/gpu_run.sh`` is the one prepared run that calls it on a lent
-GPU. Every argument is checked before any heavy work starts; paths are resolved against
+GPU. ``train`` trains one generator variant in a run folder (:func:`geo.train.command`),
+in one process or, under ``torchrun``, on N ranks with PyTorch DDP (``--batch`` is the
+global batch), and prints pairs/s. Every argument is checked before any heavy work starts; paths are resolved against
 the caller's directory (papermill runs the notebooks from ``notebooks/``).
 """
 from __future__ import annotations
@@ -21,7 +27,8 @@ from pathlib import Path
 from geo.results import REPO
 
 NOTEBOOKS = REPO / "notebooks"
-PRECOMPUTED = {"02_generators": "generators", "03_fig5_label_efficiency": "fig5", "04_fig6_ablations": "fig6"}
+PRECOMPUTED = {"02_generators": "generators", "03_fig5_label_efficiency": "fig5", "04_fig6_ablations": "fig6",
+               "05_tables": "tables"}
 
 
 class UsageError(ValueError):
@@ -63,8 +70,61 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     return 0
 
 
+def lift(images, out, annotations=None) -> int:
+    """``geo lift``: exit 0 when every image was lifted, 1 when some failed (each named on
+    stderr; the others still finish), 2 when nothing could start (no estimator, no weights,
+    bad annotations)."""
+    from geo import wild
+    from geo.data import DataError
+    from geo.lift import lift_images
+    from geo.weights import WeightsError
+
+    try:
+        if annotations is None:
+            wild.require()
+        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations)
+    except (wild.MissingExtra, WeightsError, DataError) as e:
+        print(f"geo: error: {e}", file=sys.stderr)
+        return 2
+    if failed:
+        print(f"geo lift: {failed} of {len(images)} images failed (see above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def train_command(a, data: str) -> int:
+    """``geo train``: check every argument (UsageError naming it), then join the process
+    group torchrun describes (if any) and train (:func:`geo.train.command`)."""
+    from geo import distributed as D
+    from geo import train as T
+
+    if a.variant == "I_SG":
+        raise UsageError("--variant I_SG: needs Human3.6M video frames, which no supported data has; "
+                         f"expected one of {[v for v in T.VARIANTS if v != 'I_SG']}")
+    for name in ("steps", "batch", "lr"):
+        if getattr(a, name) is not None and getattr(a, name) <= 0:
+            raise UsageError(f"--{name} {getattr(a, name)}: expected a positive number")
+    over = {k: getattr(a, k) for k in ("steps", "batch", "lr", "seed") if getattr(a, k) is not None}
+    cfg = T.config_for(a.variant, a.profile, **over)
+    world = D.env_world()
+    if cfg.batch % world:
+        raise UsageError(f"--batch {cfg.batch}: the global batch does not split over WORLD_SIZE={world} ranks; "
+                         f"expected a multiple of {world}")
+    out = Path(a.out).expanduser().resolve()
+    try:
+        start = T.check_out(out, cfg, a.resume)
+    except (ValueError, T.StaleCheckpoint, T.CheckpointError) as e:
+        raise UsageError(str(e)) from e
+    device = D.init_from_env()
+    try:
+        T.command(cfg, data, out, start, device)
+    finally:
+        D.close()
+    return 0
+
+
 def main(argv=None) -> int:
     from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
+    from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS
 
     ap = argparse.ArgumentParser(prog="geo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -81,11 +141,31 @@ def main(argv=None) -> int:
     f.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock budget of the whole run (s); training is sized to fit it")
     f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
+    li = sub.add_parser("lift", help="3D poses from your own images (committed weights; needs the 'wild' extra)")
+    li.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.jpg, .png, ...)")
+    li.add_argument("--out", default="lift-out", help="folder for <image>.png and <image>.json (default: ./lift-out)")
+    li.add_argument("--annotations", default=None, metavar="MPII_JSON",
+                    help="take the 2D joints from an MPII JSON instead of the 2D estimator")
+    t = sub.add_parser("train", help="train one generator variant (one process, or N ranks under torchrun)")
+    t.add_argument("--variant", required=True, choices=VARIANTS)
+    t.add_argument("--out", required=True, help="run folder: last.pt (checkpoint and history) goes there")
+    t.add_argument("--profile", default="quick", choices=sorted(TRAIN_PROFILES))
+    t.add_argument("--data", default="embedded", help="'embedded' or a path to a Human3.6M copy")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (any number of ranks)")
+    t.add_argument("--steps", type=int, default=None, help="total steps (default: the profile's)")
+    t.add_argument("--batch", type=int, default=None, help="global batch, split over the ranks (default: the profile's)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
+    t.add_argument("--seed", type=int, default=None, help="model and sampler seed (default 0)")
     a = ap.parse_args(argv)
     from geo.data import DataError
 
+    if a.cmd == "lift":
+        return lift(a.images, a.out, a.annotations)
+
     try:
         data = check_data(a.data)
+        if a.cmd == "train":
+            return train_command(a, data)
         if a.cmd == "reproduce":
             pre = None
             if a.precomputed is not None:

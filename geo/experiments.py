@@ -197,16 +197,28 @@ def _fig5_ks(n: int, ex: dict) -> list[int]:
     return [k for k in ks if k in (k5, n, ks[0]) or abs(np.log(k / k5)) >= np.log(1.5)]
 
 
-def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), progress=True) -> dict:
+def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), progress=True, seeds=None,
+         k_range=None) -> dict:
     """Baseline#1 (FC on 2D) vs Regression#1 (FC on G) for k labelled frames. The seeds of
-    one (method, k) train together as one batched model (geo.regress.fit_many)."""
+    one (method, k) train together as one batched model (geo.regress.fit_many).
+    ``seeds`` (default: the profile's) and ``k_range`` ((k_min, k_max), inclusive; default
+    all) run one part of the sweep: a label subset depends only on (k, seed), so parts run
+    as separate jobs give the rows of one run, joined by :func:`merge_fig5`."""
     ex = EXPERIMENTS[profile]
+    seeds = list(ex["seeds"] if seeds is None else seeds)
+    if not seeds or not all(isinstance(v, int) for v in seeds):
+        raise ValueError(f"seeds {seeds!r}: expected a non-empty list of integers (label-subset seeds)")
+    if k_range is not None and (len(k_range) != 2 or k_range[0] > k_range[1]):
+        raise ValueError(f"k_range {k_range!r}: expected (k_min, k_max) with k_min <= k_max")
     rows = []
     for input2d in inputs:
         tr, te = _splits(ds, input2d, profile)
+        n = len(tr.y)
+        ks = [k for k in _fig5_ks(n, ex) if k_range is None or k_range[0] <= k <= k_range[1]]
+        if not ks:
+            raise ValueError(f"k_range {list(k_range)}: no k of the sweep {_fig5_ks(n, ex)} ({input2d} input) in it")
         train, test = _inputs(tr, te, encoder)
-        n = len(train["y"])
-        subsets = regress.label_subsets(n, _fig5_ks(n, ex), ex["seeds"])
+        subsets = regress.label_subsets(n, ks, seeds)
         jobs = [(method, k, seed, lab) for (k, seed), lab in sorted(subsets.items())
                 for method in ("Baseline#1", "Regression#1")]
         cfgs = [regress.FitConfig("fc", method == "Baseline#1", method == "Regression#1", seed=seed, profile=profile,
@@ -235,6 +247,50 @@ def gain_at(rows, k_target: int = 500) -> dict:
                                    for key in ("mpjpe", "p_mpjpe")},
                         **{f"{meth}_{key}": v for (meth, key), v in m.items()}}
     return out
+
+
+def merge_fig5(parts, out=None) -> dict:
+    """Join the partial Figure 5 results of parallel jobs (notebook 03 run with ``part``,
+    ``label_seeds``, ``k_range``; each wrote ``fig5-<part>.json``) into one:
+    {"fig5": {"rows", "gain_pct"}, "meta"}; written to ``out`` if given, where notebook 03
+    draws it as ``precomputed``. The parts must share data, profile and generator seed,
+    and no (input, method, k, seed) may come twice (ValueError naming the files)."""
+    import json
+
+    rows, metas, seen = [], [], {}
+    for p in map(Path, parts):
+        try:
+            blob = json.loads(p.read_text())
+            part_rows, meta = blob["rows"], blob.get("meta", {})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{p}: not a partial Figure 5 result ({type(e).__name__}: {e}); expected the "
+                             f"fig5-<part>.json that notebook 03 writes") from e
+        for f in ("data", "profile", "generator_seed"):
+            if metas and meta.get(f) != metas[0][1].get(f):
+                raise ValueError(f"{p}: {f} {meta.get(f)!r} differs from {metas[0][0]}'s {metas[0][1].get(f)!r}; "
+                                 f"expected parts of one sweep")
+        for r in part_rows:
+            key = (r["input"], r["method"], r["k"], r["seed"])
+            if key in seen:
+                raise ValueError(f"{p}: {key} is also in {seen[key]}; expected disjoint (k, seed) ranges")
+            seen[key] = p
+        rows += part_rows
+        metas.append((p, meta))
+    if not rows:
+        raise ValueError(f"parts {list(map(str, parts))}: no rows; expected at least one fig5-<part>.json")
+    rows.sort(key=lambda r: (r["input"], r["method"], r["k"], r["seed"]))
+    first = metas[0][1]
+    walls = [m.get("wall_time_s") for _, m in metas]
+    meta = {"data": first.get("data"), "profile": first.get("profile"), "generator_seed": first.get("generator_seed"),
+            "seeds": sorted({r["seed"] for r in rows}), "merged_from": [str(p) for p, _ in metas],
+            "wall_time_s": sum(walls) if None not in walls else None,
+            "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
+    merged = {"fig5": {"rows": rows, "gain_pct": gain_at(rows, 500)}, "meta": meta}
+    if out is not None:
+        from geo.results import atomic_write
+
+        atomic_write(Path(out), json.dumps(merged, indent=1))
+    return merged
 
 
 FIG6_RUNGS = ("BL", "BL+I_SG", "BL+AE", "BL+SG", "BL+SG+AUG", "BL+DG+AUG")
@@ -301,5 +357,6 @@ def load_precomputed(path, key: str, data: str, profile: str):
     return blob[key], meta, meta.get("data", data), meta.get("profile", profile)
 
 
-__all__ = ["load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
+__all__ = ["merge_fig5",
+           "load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
            "data_tag", "synthesis_quality", "fig5", "fig6", "load_data", "device"]

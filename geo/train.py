@@ -37,6 +37,22 @@ On CUDA: bf16 autocast, channels_last models and maps, fused Adam, no host sync 
 log steps (losses accumulate on the device), cudnn.benchmark, optional torch.compile of
 the generators and the renderer (``compile``: True or a torch.compile mode; a failure is
 printed and training goes on eager). The CPU path is plain eager float32.
+
+More than one process (``torchrun --nproc_per_node=N -m geo train ...``, PyTorch DDP; the
+process group comes from :func:`geo.distributed.init_from_env`): every generator is its
+own DistributedDataParallel module (gradients averaged over ranks); ``cfg.batch`` is the
+global batch, ``cfg.batch / N`` pairs per rank (it must divide); logged losses are means
+over ranks, pairs/s counts the global batch; only rank 0 writes checkpoints, evaluates
+the held-out IoU and shows the bar; ``max_seconds`` is checked at log steps, where the
+ranks meet anyway. Pairs (``sampling``): ``"shard"`` (default) -- rank r draws its
+``B / N`` pairs on its own device from :func:`geo.distributed.rank_seed` (seed, r, step),
+reseeded at every step, so a run resumes with any number of ranks from the model and
+optimiser alone, and exactly with the same number; ``"slice"`` -- every rank draws the
+whole global batch from the source's own generator, as one process does, and keeps its
+slice (N times the sampling work: for tests that compare with one process). BatchNorm
+stays per rank (statistics over ``B / N`` samples; SyncBatchNorm does not run on CPU), so
+N ranks match one process with batch B to within what that changes, not bit for bit.
+In one process nothing of this runs: the path is the one above, unchanged.
 """
 from __future__ import annotations
 
@@ -45,11 +61,12 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 
+from geo import distributed as D
 from geo import losses
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
@@ -63,6 +80,7 @@ NOT_IDENTITY = ("steps", "checkpoint_every", "log_every", "eval_every", "compile
                 "channels_last")
 HELDOUT_PAIRS = 512
 HELDOUT_SEED = 20190601
+SAMPLING = ("shard", "slice")   # how ranks draw their pairs under DDP (module docstring)
 
 
 class NeedsImages(RuntimeError):
@@ -260,6 +278,44 @@ def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Ba
     return prepare(b, cuda, cfg.channels_last)
 
 
+def slice_batch(b: Batch, start: int, stop: int) -> Batch:
+    """Samples ``start:stop`` of every per-sample field of ``b``."""
+    return replace(b, **{f.name: getattr(b, f.name)[start:stop] for f in fields(b) if getattr(b, f.name) is not None})
+
+
+def sample_shard(source: PairSource, cfg: TrainConfig, step: int, sampling: str = "shard") -> Batch:
+    """This rank's pairs for training step ``step``: the whole batch in one process; under
+    DDP ``cfg.batch / world`` pairs drawn as ``sampling`` says (module docstring)."""
+    n_ranks, r = D.world(), D.rank()
+    if n_ranks == 1:
+        return sample(source, cfg)
+    per = cfg.batch // n_ranks
+    if sampling == "slice":
+        return slice_batch(sample(source, cfg), r * per, (r + 1) * per)
+    source.gen.manual_seed(D.rank_seed(cfg.seed, r, step))   # host-side: no device sync
+    return sample(source, cfg, per)
+
+
+def check_split(cfg: TrainConfig, n_ranks: int, sampling: str = "shard") -> None:
+    """ValueError unless the global batch splits evenly over ``n_ranks`` and ``sampling``
+    is known."""
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling {sampling!r}: expected one of {SAMPLING}")
+    if n_ranks > 1 and cfg.batch % n_ranks:
+        raise ValueError(f"batch {cfg.batch} (the global batch) does not split over {n_ranks} ranks; "
+                         f"expected a multiple of the number of processes")
+
+
+def wrap_ddp(models: dict, device) -> dict:
+    """Each generator in its own DistributedDataParallel module (forward wrappers; the
+    originals keep the weights and the state-dict keys)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    dev = torch.device(device)
+    ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else None
+    return {k: DDP(m, device_ids=ids) for k, m in models.items()}
+
+
 def train_step(fwd_models, opt, batch: Batch, cfg: TrainConfig, lr: float | None = None) -> dict[str, torch.Tensor]:
     """One optimiser step; returns the loss parts (device tensors, no host sync)."""
     dev = batch.maps_i.device
@@ -367,21 +423,24 @@ def _new_history() -> dict:
 
 
 def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
-          heldout: PairSource | None = None, eval_every: int | None = None):
+          heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard"):
     """Train (or resume, or extend, or load) the configured variant in ``run_dir``
     (module docstring). ``stop_after`` ends the call after that many steps of this call
     (used to test resuming). ``heldout`` and ``eval_every`` (default ``cfg.eval_every``)
-    log the held-out synthesis IoU. Returns (models, history)."""
+    log the held-out synthesis IoU (rank 0 only). ``sampling``: how DDP ranks draw their
+    pairs (ignored in one process). Returns (models, history) on every rank."""
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
+    n_ranks, main = D.world(), D.is_main()
+    check_split(cfg, n_ranks, sampling)
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
     device = source.device
     cuda = device.type == "cuda"
     eval_every = cfg.eval_every if eval_every is None else eval_every
-    for tmp in run_dir.glob(".last.pt.*.tmp"):   # left by a process killed mid-write
+    for tmp in run_dir.glob(".last.pt.*.tmp") if main else ():   # left by a process killed mid-write
         tmp.unlink(missing_ok=True)
     models = build(cfg, device)
     opt = make_optimizer(cfg, models, device)
@@ -394,7 +453,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
             m.load_state_dict(state["models"][k])
         history, step = {**_new_history(), **state["history"]}, state["step"]
         if step >= cfg.steps:
-            if step > cfg.steps and progress:
+            if step > cfg.steps and progress and main:
                 print(f"{run_dir}: checkpoint has {step} steps (>= {cfg.steps} asked); using it as it is")
             [m.eval() for m in models.values()]
             return models, history
@@ -409,17 +468,21 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         source.gen.set_state(state["sampler_rng"].cpu())  # RNG states are CPU byte tensors
     if cuda:
         torch.backends.cudnn.benchmark = True
-    fwd = models
+    eager = wrap_ddp(models, device) if n_ranks > 1 else models
+    fwd = eager
     if cfg.compile and cuda:
-        fwd = compile_models(models, cfg.compile)
+        fwd = compile_models(eager, cfg.compile)
         source.render_compile = True
-    evals = heldout_batches(heldout, cfg.variant) if heldout is not None and eval_every else None
+    evals = heldout_batches(heldout, cfg.variant) if heldout is not None and eval_every and main else None
     [m.train() for m in models.values()]
 
     def checkpoint(finished: bool):
+        if not main:
+            return
         _save(ck, {"config": asdict(cfg), "identity": identity_hash(cfg), "data": source.fingerprint,
                    "models": {k: m.state_dict() for k, m in models.items()}, "opt": opt.state_dict(),
-                   "sampler_rng": source.gen.get_state(), "history": history, "step": step, "finished": finished})
+                   "sampler_rng": source.gen.get_state(), "history": history, "step": step, "finished": finished,
+                   "world": n_ranks, "sampling": sampling if n_ranks > 1 else None})
 
     def evaluate():
         history["iou_step"].append(step)
@@ -427,22 +490,23 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
 
     if evals is not None and step == 0:
         evaluate()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.variant)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc=cfg.variant)
     t0, done, tl, nl = time.time(), 0, time.time(), 0
     acc = {}
     while step < cfg.steps:
-        rng = source.gen.get_state() if fwd is not models and done == 0 else None
+        rng = source.gen.get_state() if fwd is not eager and done == 0 else None
         try:
-            batch = sample(source, cfg)
+            batch = sample_shard(source, cfg, step, sampling)
             part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
         except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
             if rng is None:
                 raise
-            print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
-            fwd, source.render_compile = models, False
+            if main:
+                print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
+            fwd, source.render_compile = eager, False
             opt.zero_grad(set_to_none=True)
             source.gen.set_state(rng)
-            batch = sample(source, cfg)
+            batch = sample_shard(source, cfg, step, sampling)
             part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
         for k, v in part.items():
             acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
@@ -450,10 +514,11 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         done += 1
         nl += 1
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        logged = step % cfg.log_every == 0 or step == cfg.steps
+        if logged:
             history["step"].append(step)
-            for k in ("loss", "l2_ij", "l2_ji", "lrc"):
-                history[k].append((acc[k] / nl).item() if k in acc else None)
+            for k, v in log_means(acc, nl).items():
+                history[k].append(v)
             now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
             history["lr"].append(lr_at(cfg, step - 1))
             history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
@@ -467,13 +532,25 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
             checkpoint(step >= cfg.steps)
         if stop_after is not None and done >= stop_after:
             break
-        if cfg.max_seconds and time.time() - t0 > cfg.max_seconds:
-            break
+        if cfg.max_seconds and (n_ranks == 1 or logged):   # under DDP all ranks decide together
+            if D.any_rank(time.time() - t0 > cfg.max_seconds, device):
+                break
     history["wall_s"] = history.get("wall_s", 0.0) + time.time() - t0
     bar.close()
     checkpoint(step >= cfg.steps)
     [m.eval() for m in models.values()]
     return models, history
+
+
+def log_means(acc: dict, n: int) -> dict:
+    """Logged loss parts: the means of the accumulated device sums over ``n`` steps, and
+    over ranks under DDP (one collective); None for parts the variant has not."""
+    keys = ("loss", "l2_ij", "l2_ji", "lrc")
+    if not D.active():
+        return {k: (acc[k] / n).item() if k in acc else None for k in keys}
+    have = [k for k in keys if k in acc]
+    vals = D.mean_over_ranks(torch.stack([acc[k] / n for k in have])).tolist()
+    return {k: (vals[have.index(k)] if k in have else None) for k in keys}
 
 
 # --------------------------------------------------------------------------- throughput
@@ -521,3 +598,51 @@ def time_steps(cfg: TrainConfig, source: PairSource, steps: int = 5, warmup_step
         source.render_compile = was
     dt = (time.perf_counter() - t) / max(steps, 1)
     return {"step_s": dt, "pairs_per_s": cfg.batch / dt, "warmup_s": warm}
+
+
+# --------------------------------------------------------------------------- command line
+def check_out(out, cfg: TrainConfig, resume: bool) -> int:
+    """Check the run folder ``out`` before any work: a file there, a checkpoint without
+    ``resume``, or a checkpoint of another configuration is a ValueError naming it. Returns
+    the step the run starts from (0 without a checkpoint)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; expected a run folder (new, or one to --resume)")
+    ck = out / "last.pt"
+    if not ck.exists():
+        return 0
+    if not resume:
+        raise ValueError(f"--out {out}: holds a checkpoint (last.pt); pass --resume to continue it, "
+                         f"or choose another folder")
+    state = read_checkpoint(ck)
+    diff = _diff(identity(TrainConfig.from_dict(state["config"])), identity(cfg))
+    if diff:
+        raise StaleCheckpoint(f"--out {out}: its checkpoint was made with another configuration "
+                              f"({'; '.join(diff)}); use another folder")
+    return int(state["step"])
+
+
+def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progress: bool = True) -> dict:
+    """``python -m geo train``: train ``cfg`` on ``data``'s training subjects in the run
+    folder ``out`` on ``device`` (this rank's, under torchrun), the held-out IoU logged on
+    rank 0. Prints (rank 0) and returns {"step", "loss", "pairs_per_s", "ranks"}:
+    ``pairs_per_s`` is the median over this call's log intervals, the global batch counted."""
+    from geo.data import load
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ds = load(data)
+    src = PairSource(ds, ds.train_subjects, device=device, seed=cfg.seed)
+    ho = None
+    if D.is_main() and cfg.eval_every and ds.test_subjects:
+        ho = PairSource(ds, ds.test_subjects, device=device, seed=cfg.seed)
+    _, h = train(cfg, src, out, progress=progress, heldout=ho)
+    pps = sorted(p for s, p in zip(h["step"], h["pairs_per_s"]) if s > start)
+    res = {"step": h["step"][-1] if h["step"] else start, "loss": h["loss"][-1] if h["loss"] else None,
+           "pairs_per_s": pps[len(pps) // 2] if pps else None, "ranks": D.world()}
+    if D.is_main():
+        rate = f"{res['pairs_per_s']:.0f} pairs/s" if pps else "no steps trained in this call"
+        print(f"{cfg.variant}: step {res['step']}/{cfg.steps}, loss {res['loss']:.2f}, {rate} "
+              f"(global batch {cfg.batch} over {res['ranks']} rank(s), {device.type}); "
+              f"checkpoint {Path(out) / 'last.pt'}",
+              flush=True)
+    return res
