@@ -122,13 +122,16 @@ def load_data(data: str = "embedded") -> Dataset:
 
 
 def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed: int = 0, progress=True,
-              prefer_weights: bool = False, heldout=True, **over):
+              prefer_weights: bool = False, heldout=True, continue_weights: bool = False, **over):
     """Train (or load, or resume, or extend) one generator variant on the training
     subjects, in :func:`run_dir`. ``heldout``: True (a PairSource of the test subjects),
     a PairSource, or None/False; the held-out IoU is logged every ``eval_every`` steps. ``prefer_weights``: first look in ``weights/``
     (:mod:`geo.weights`) for a set of this variant with the same identity, the same data
     and at least the steps asked for, and load it if there is one. Returns (models,
-    history, folder); raises NeedsImages for I_SG."""
+    history, folder); raises NeedsImages for I_SG. ``continue_weights``: a run folder
+    without a checkpoint starts from the saved weights of this variant when they have the
+    same identity and data and fewer steps (:func:`geo.weights.initial`), so that a later
+    GPU lease adds steps instead of starting over; ``steps`` is then the total."""
     cfg = config_for(variant, profile, seed=seed, **over)
     if variant == "I_SG":
         train(cfg, None, None)   # raises NeedsImages
@@ -146,7 +149,14 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
             ho = PairSource(ds, ds.test_subjects, device=device(), seed=seed)
         except DataError as e:
             print(f"no held-out IoU during training: {e}")
-    models, hist = train(cfg, src, run, progress=progress, heldout=ho)
+    init = None
+    if continue_weights and not (run / "last.pt").exists():
+        from geo import weights
+
+        init = weights.initial(cfg, data_identity(data))
+        if init is not None:
+            print(f"{variant}: continuing from {init['source']} to {cfg.steps} steps")
+    models, hist = train(cfg, src, run, progress=progress, heldout=ho, init=init)
     return models, hist, run
 
 

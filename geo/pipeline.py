@@ -184,7 +184,20 @@ def _generator(ds, data, variant, P, steps, heldout):
     over = dict(P["train_over"])
     if steps is not None:
         over["steps"] = steps
-    return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout, **over)
+    return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
+                       continue_weights=True, **over)
+
+
+def _saved_steps(data, variant, P) -> int:
+    """Steps of the saved weights (``weights/``) this run continues ``variant`` from: those
+    of the same configuration and data, else 0 (trained from scratch)."""
+    from geo import experiments as E
+    from geo import weights
+    from geo.train import config_for
+
+    cfg = config_for(variant, P["train_profile"], **{**P["train_over"], "steps": 10**12})
+    init = weights.initial(cfg, E.data_identity(data))   # the same test train() will make
+    return 0 if init is None else init["step"]
 
 
 def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path: Path) -> dict:
@@ -200,9 +213,15 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
         train_s = min(P["train_s"], max(P["train_s"] * 0.2, clock.left() - P["reserve_s"]))
         pps = measure_throughput(ds, {v: config_for(v, P["train_profile"], **P["train_over"]) for v in VARIANTS})
         batch = config_for("DG+AUG", P["train_profile"], **P["train_over"]).batch
-        steps = steps_for_budget(pps, train_s, DEFAULT_SHARES, batch)   # DG+AUG, Figure 5's encoder, the most
-        atomic_write(steps_path, dumps({"steps": steps, "pairs_per_s": pps, "train_s": train_s, "shares": DEFAULT_SHARES}))
-        _log(f"schedule for {train_s:.0f} s of training: pairs/s {pps} -> steps {steps}")
+        new = steps_for_budget(pps, train_s, DEFAULT_SHARES, batch)   # DG+AUG, Figure 5's encoder, the most
+        # A variant whose weights of the same config and data are in weights/ (committed, or
+        # carried by scripts/device_data.py) continues from them: its total is theirs + new.
+        saved = {v: _saved_steps(data, v, P) for v in VARIANTS}
+        steps = {v: saved[v] + new[v] for v in VARIANTS}
+        atomic_write(steps_path, dumps({"steps": steps, "new_steps": new, "continued_from_steps": saved,
+                                        "pairs_per_s": pps, "train_s": train_s, "shares": DEFAULT_SHARES}))
+        _log(f"schedule for {train_s:.0f} s of training: pairs/s {pps} -> new steps {new}; "
+             f"continuing from saved weights at {saved}")
     heldout = PairSource(ds, ds.test_subjects, device=E.device(), seed=123)
     res = {}
     for v in VARIANTS:

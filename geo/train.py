@@ -211,13 +211,18 @@ def steps_for_budget(pairs_per_s: dict, seconds_total: float, shares: dict | Non
     return out
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate of the update that takes the run from ``step`` to ``step + 1``."""
+def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:
+    """Learning rate of the update that takes the run from ``step`` to ``step + 1``:
+    linear warm-up over ``cfg.warmup`` steps, then cosine to ``cfg.lr_min`` at
+    ``cfg.steps``. ``start`` > 0: a run continued from weights saved at step ``start``
+    (fresh Adam moments) warms up and decays again over ``start .. cfg.steps`` -- a warm
+    restart (Loshchilov & Hutter, SGDR, 2017)."""
+    step, steps = step - start, cfg.steps - start
     if cfg.warmup and step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     if cfg.lr_min is None:
         return cfg.lr
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    t = min(1.0, (step - cfg.warmup) / max(1, steps - cfg.warmup))
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
@@ -423,12 +428,17 @@ def _new_history() -> dict:
 
 
 def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
-          heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard"):
+          heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard",
+          init: dict | None = None):
     """Train (or resume, or extend, or load) the configured variant in ``run_dir``
     (module docstring). ``stop_after`` ends the call after that many steps of this call
     (used to test resuming). ``heldout`` and ``eval_every`` (default ``cfg.eval_every``)
     log the held-out synthesis IoU (rank 0 only). ``sampling``: how DDP ranks draw their
-    pairs (ignored in one process). Returns (models, history) on every rank."""
+    pairs (ignored in one process). ``init``: where a run without a checkpoint starts --
+    saved weights of the same configuration (``geo.weights.initial``: {"models": state
+    dicts, "step", "history", "source"}); the run continues their step count up to
+    ``cfg.steps`` with a fresh optimiser and a warm restart of the schedule (:func:`lr_at`).
+    Returns (models, history) on every rank."""
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
@@ -444,14 +454,26 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         tmp.unlink(missing_ok=True)
     models = build(cfg, device)
     opt = make_optimizer(cfg, models, device)
-    history, step = _new_history(), 0
+    history, step, start = _new_history(), 0, 0
     ck = run_dir / "last.pt"
+    if not ck.exists() and init is not None:
+        for k, m in models.items():
+            if k not in init["models"]:
+                raise CheckpointError(f"{init.get('source')}: no {k!r} generator to continue {cfg.variant} from")
+            m.load_state_dict(init["models"][k])
+        step = start = int(init["step"])
+        history = {**_new_history(), **(init.get("history") or {}), "continued_from": init.get("source"),
+                   "lr_start": start}
+        if step >= cfg.steps:
+            [m.eval() for m in models.values()]
+            return models, history
     if ck.exists():
         state = read_checkpoint(ck, device)
         check_checkpoint(state, cfg, source, run_dir)
         for k, m in models.items():
             m.load_state_dict(state["models"][k])
         history, step = {**_new_history(), **state["history"]}, state["step"]
+        start = int(history.get("lr_start") or 0)
         if step >= cfg.steps:
             if step > cfg.steps and progress and main:
                 print(f"{run_dir}: checkpoint has {step} steps (>= {cfg.steps} asked); using it as it is")
@@ -497,7 +519,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         rng = source.gen.get_state() if fwd is not eager and done == 0 else None
         try:
             batch = sample_shard(source, cfg, step, sampling)
-            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
+            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
         except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
             if rng is None:
                 raise
@@ -507,7 +529,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
             opt.zero_grad(set_to_none=True)
             source.gen.set_state(rng)
             batch = sample_shard(source, cfg, step, sampling)
-            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step))
+            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
         for k, v in part.items():
             acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
         step += 1
@@ -520,7 +542,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
             for k, v in log_means(acc, nl).items():
                 history[k].append(v)
             now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
-            history["lr"].append(lr_at(cfg, step - 1))
+            history["lr"].append(lr_at(cfg, step - 1, start))
             history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
             acc, nl = {}, 0
             bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")

@@ -198,3 +198,38 @@ def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     models, meta = load_generators(cfg.variant, d, device)
     return models, meta.get("history") or {}, d
+
+
+GENERATOR_PARTS = {"phi_psi": ("phi", "psi"), "mu_nu": ("mu", "nu")}
+
+
+def initial(cfg: TrainConfig, data_id: str, dir=None) -> dict | None:
+    """Where to continue training ``cfg`` from saved weights (``geo.train.train(init=)``):
+    {"models": {generator: state dict (float32)}, "step", "history", "source"} when the set
+    in ``dir`` has ``cfg``'s identity (every config field but the step count) on data
+    ``data_id``, every part of every generator the variant trains, and fewer steps than
+    ``cfg.steps``; else None, the reason printed. Hashes are checked on load."""
+    from geo.train import build
+
+    d = weights_dir(dir)
+    meta = read_meta(cfg.variant, d)
+    if meta is None:
+        return None
+    want = identity_hash(cfg, data_id)
+    if meta.get("identity") != want:
+        print(f"{d}: weights for {cfg.variant} have another config or data (identity {meta.get('identity')}, "
+              f"asked {want}); training starts from scratch")
+        return None
+    have = {f["part"] for f in meta["files"].values()}
+    need = [p for g in build(cfg, "cpu") for p in GENERATOR_PARTS[g]]
+    if not set(need) <= have:
+        print(f"{d}: weights for {cfg.variant} lack parts {sorted(set(need) - have)} to continue training from; "
+              f"training starts from scratch")
+        return None
+    if meta.get("steps", 0) >= cfg.steps:
+        return None
+    models, meta = load_generators(cfg.variant, d, "cpu")
+    return {"models": {k: m.state_dict() for k, m in models.items()}, "step": int(meta["steps"]),
+            "history": meta.get("history") or {},
+            "source": f"{d / (stem(cfg.variant) + '.json')} ({meta['steps']} steps, commit {meta.get('commit')})"}
+

@@ -80,3 +80,29 @@ def test_a_second_run_skips_finished_stages(bundle):
     assert r.returncode == 0, r.stdout[-3000:]
     for stage in ("generators", "fig5", "fig6"):
         assert f"{stage}: {stage}.json exists, skipped" in r.stdout
+
+
+def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
+    """Weights that came back (and get committed) are where the next lease starts: with
+    them in the weights folder, a fresh run's schedule adds its new steps to theirs and
+    the generators continue their step count (issue 8 items 3 and 5)."""
+    out, _, _ = bundle
+    wdir = tmp_path / "weights"
+    with tarfile.open(out / "results.tar") as t:
+        t.extractall(tmp_path, filter="data")          # weights/*.json
+    for p in out.glob("*.pt"):
+        (wdir / p.name).write_bytes(p.read_bytes())
+    saved = {v: json.loads((wdir / f"{v}.json").read_text())["steps"] for v in ("DG_AUG", "SG_AUG")}
+    env = {**os.environ, "PYTHON": sys.executable, "GEO_WORK": str(tmp_path / "work2"), "GEO_WEIGHTS": str(wdir),
+           "GEO_STAGES": "generators"}
+    env.pop("GEO_FIGURES", None)
+    r = subprocess.run(["bash", str(REPO / "scripts" / "gpu_run.sh"), "embedded", str(tmp_path / "OUT2"), "tiny",
+                        "1200", "abc123"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    sched = json.loads((tmp_path / "work2" / "schedule.json").read_text())
+    assert sched["continued_from_steps"] == {"AE": 0, "SG": 0, "SG+AUG": saved["SG_AUG"], "DG+AUG": saved["DG_AUG"]}
+    gens = json.loads((tmp_path / "work2" / "generators.json").read_text())["generators"]
+    for v, stem in (("DG+AUG", "DG_AUG"), ("SG+AUG", "SG_AUG")):
+        assert gens[v]["steps"] == saved[stem] + sched["new_steps"][v], v
+        assert gens[v]["history"]["continued_from"], v
+    assert gens["AE"]["steps"] == sched["new_steps"]["AE"] and not gens["AE"]["history"].get("continued_from")

@@ -92,3 +92,50 @@ def test_encoder_only_set(trained, tmp_path):
         gens["phi_psi"](x, None)
     with pytest.raises(ValueError, match="variant"):
         W.save(models, cfg, "SG", tmp_path, steps=2)
+
+
+def test_training_continues_from_saved_weights(trained, tmp_path, monkeypatch):
+    """A later lease adds steps to the committed weights instead of starting over
+    (issue 8 items 3 and 5): a run folder without a checkpoint starts from weights of the
+    same identity and data, continues their step count and history, and warm-restarts the
+    schedule; other configs or data start from scratch."""
+    from geo import experiments as E
+    from geo.train import lr_at
+
+    ds, cfg, models, hist = trained
+    wdir = tmp_path / "w"
+    W.save(models, cfg, dir=wdir, steps=2, data_id="embedded", history=hist)
+    monkeypatch.setenv("GEO_WEIGHTS", str(wdir))
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    init = W.initial(config_for("DG+AUG", "quick", steps=5, batch=4, generator=dict(width=4, points=8)), "embedded")
+    assert init is not None and init["step"] == 2 and set(init["models"]) == {"phi_psi", "mu_nu"}
+    saved = W.load("DG+AUG", wdir)
+    for g in ("phi_psi", "mu_nu"):
+        for k, v in saved[g].state_dict().items():
+            assert torch.equal(init["models"][g][k], v), (g, k)
+    assert W.initial(config_for("DG+AUG", "quick", steps=5, batch=8, generator=dict(width=4, points=8)),
+                     "embedded") is None                                  # another config
+    assert W.initial(config_for("DG+AUG", "quick", steps=5, batch=4, generator=dict(width=4, points=8)),
+                     "other-data") is None                                # other data
+    assert W.initial(config_for("DG+AUG", "quick", steps=2, batch=4, generator=dict(width=4, points=8)),
+                     "embedded") is None                                  # nothing to add
+    # the parameters a continued run starts from are the saved ones (a learning rate of ~0)
+    still = config_for("DG+AUG", "quick", steps=3, batch=4, lr=1e-12, generator=dict(width=4, points=8))
+    got, h = train(still, PairSource(ds, ds.train_subjects), tmp_path / "still", progress=False, init=init)
+    for g in ("phi_psi", "mu_nu"):
+        for (k, a), b in zip(got[g].named_parameters(), saved[g].parameters()):
+            assert torch.allclose(a, b, atol=1e-6), (g, k)
+    assert h["lr_start"] == 2 and h["step"][-1] == 3
+    # through the experiments: steps is the total, the history continues the saved one
+    m, h, run = E.generator(ds, "embedded", "DG+AUG", "quick", 0, progress=False, heldout=False,
+                            continue_weights=True, steps=5, batch=4, generator=dict(width=4, points=8))
+    assert h["continued_from"] and "DG_AUG.json" in h["continued_from"]
+    assert h["step"][:len(hist["step"])] == hist["step"] and h["step"][-1] == 5
+    # resuming that run's checkpoint keeps the restarted schedule
+    sched = config_for("DG+AUG", "quick", steps=20, warmup=3, lr_min=1e-5)
+    assert lr_at(sched, 10, 10) == lr_at(sched, 0) < lr_at(sched, 10)        # warm-up again from the start
+    assert lr_at(sched, 20, 10) == pytest.approx(lr_at(sched, 20)) == pytest.approx(1e-5)  # decays to the same end
+    assert lr_at(sched, 13, 10) == pytest.approx(sched.lr)
+    m2, h2, run2 = E.generator(ds, "embedded", "DG+AUG", "quick", 0, progress=False, heldout=False,
+                               continue_weights=True, steps=7, batch=4, generator=dict(width=4, points=8))
+    assert run2 == run and h2["lr_start"] == 2 and h2["step"][-1] == 7
