@@ -162,13 +162,19 @@ def bench(data: str = "embedded", budget_s: float | None = None, steps: int | No
     cl_off = next((r for r in rows if r["row"].startswith("channels_last off")), {})
     chosen = dict(batch=best["batch"], fused=fused_r.get("pairs_per_s", 0) >= rows[0].get("pairs_per_s", 0),
                   channels_last=cl_off.get("pairs_per_s", 0) <= rows[0].get("pairs_per_s", 0), compile=False)
+    # The compile levers before the per-variant rows: the lease of 2026-11-26 ran out of
+    # budget before them (the per-variant rows are informational; the pipeline measures
+    # each variant's throughput itself). A compile mode that beats eager by 10% is chosen.
+    eager_pps = best.get("pairs_per_s", 0)
+    for label, mode in (("torch.compile", True), ("CUDA graphs (reduce-overhead)", "reduce-overhead")):
+        r = row(f"{label} b{chosen['batch']}", need_s=45.0, **{**chosen, "compile": mode})
+        if r.get("pairs_per_s", 0) > 1.1 * max(eager_pps, 1e-9):
+            eager_pps, chosen["compile"] = r["pairs_per_s"], mode
     pps = {}
     for v in TRAINED:
         r = row(f"variant {v} (chosen setting)", variant=v, need_s=6.0, **chosen)
         if "pairs_per_s" in r:
             pps[v] = r["pairs_per_s"]
-    row(f"torch.compile b{chosen['batch']}", need_s=45.0, **{**chosen, "compile": True})
-    row(f"CUDA graphs (reduce-overhead) b{chosen['batch']}", need_s=45.0, **{**chosen, "compile": "reduce-overhead"})
     out = {"rows": rows, "pairs_per_s": pps, "host_syncs_in_step": sync, "chosen": {**chosen, "width": width}, "sampling_render_share": share,
            "budget_s": budget_s, "wall_s": time.perf_counter() - t_start, "steps_timed": steps}
     if len(pps) == len(TRAINED):

@@ -106,3 +106,17 @@ def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
         assert gens[v]["steps"] == saved[stem] + sched["new_steps"][v], v
         assert gens[v]["history"]["continued_from"], v
     assert gens["AE"]["steps"] == sched["new_steps"]["AE"] and not gens["AE"]["history"].get("continued_from")
+
+
+def test_training_adopts_the_compile_mode_the_bench_chose(tmp_path):
+    from geo.pipeline import PROFILES, _adopt_bench
+
+    P = PROFILES["full"]
+    bench = tmp_path / "bench_train_generator_cuda.json"
+    assert _adopt_bench(P, bench) is P                                   # no bench: as the profile says
+    bench.write_text(json.dumps({"chosen": {"batch": 2048, "compile": "reduce-overhead"}}))
+    Q = _adopt_bench(P, bench)
+    assert Q["train_over"]["compile"] == "reduce-overhead"
+    assert "batch" not in Q["train_over"] and "compile" not in P["train_over"]  # identity kept, profile untouched
+    bench.write_text(json.dumps({"chosen": {"batch": 512, "compile": False}}))
+    assert _adopt_bench(P, bench) is P
