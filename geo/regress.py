@@ -33,7 +33,7 @@ import torch
 from geo import metrics
 from geo.cameras import world_to_camera
 from geo.data import Dataset, aligned_length
-from geo.models import BatchedRegressor, RegressorConfig
+from geo.models import BatchedRegressor, Regressor, RegressorConfig
 from geo.render import render
 from geo.skeleton import h36m17_to_sh16
 
@@ -60,14 +60,17 @@ class Split:
                      None if self.frames is None else self.frames[idx], note or self.note)
 
 
-def make_split(ds: Dataset, subjects, input2d: str = "sh") -> Split:
-    """All (frame, camera) samples of ``subjects`` with 3D ground truth."""
+def make_split(ds: Dataset, subjects, input2d: str = "sh", cameras=None) -> Split:
+    """All (frame, camera) samples of ``subjects`` with 3D ground truth; ``cameras``: only
+    these camera ids (Protocol #3's camera split, :func:`protocol3_cameras`), None: all."""
     xs, ys, acts, cams, subs, frames = [], [], [], [], [], []
     for s in subjects:
         for a, seq in ds.sequences[s].items():
             if seq.poses_3d is None:
                 continue
             for cid, cam in ds.cameras[s].items():
+                if cameras is not None and cid not in cameras:
+                    continue
                 if input2d == "sh" and cid not in seq.poses_2d:
                     continue
                 n = len(seq.poses_3d) if input2d == "gt" else aligned_length(
@@ -85,8 +88,27 @@ def make_split(ds: Dataset, subjects, input2d: str = "sh") -> Split:
                 subs += [s] * n
                 frames.append(np.arange(n))
     if not xs:
-        raise ValueError(f"no frames with 3D for subjects {list(subjects)}")
+        raise ValueError(f"no frames with 3D for subjects {list(subjects)}"
+                         + ("" if cameras is None else f" and cameras {list(cameras)}"))
     return Split(np.concatenate(xs), np.concatenate(ys), acts, cams, subs, np.concatenate(frames))
+
+
+def protocol3_cameras(ds: Dataset) -> tuple[tuple[str, ...], str]:
+    """Protocol #3 (paper Sec. 4, after Fang et al. 2018): "subjects 1, 5, 6, 7 and 8 in 3
+    camera views for training, while 9 and 11 in the other camera view for testing".
+    Returns (training cameras, test camera): the test camera is the dataset's fourth camera
+    in its own order (Human3.6M: 60457274, "camera 4"), the three others train. Not the
+    first camera: its stacked-hourglass detections of S11 Directions are missing (damaged
+    video), so it could not be tested on every test sequence. Fang et al. do not name the
+    camera in the paper's text; every choice of one is a choice, and this one is stated."""
+    cams = list(ds.cameras[ds.train_subjects[0]])
+    for s in (*ds.train_subjects, *ds.test_subjects):
+        if list(ds.cameras[s]) != cams:
+            raise ValueError(f"{ds.source}: {s} has cameras {list(ds.cameras[s])}, {ds.train_subjects[0]} has "
+                             f"{cams}; Protocol #3 needs the same four cameras for every subject")
+    if len(cams) != 4:
+        raise ValueError(f"{ds.source}: {len(cams)} cameras {cams}; Protocol #3 needs four")
+    return tuple(cams[:3]), cams[3]
 
 
 def subsample(split: Split, n: int | None) -> Split:
@@ -239,7 +261,8 @@ def _keys(cfg: FitConfig) -> list[str]:
     return ins
 
 
-def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, info: list | None = None):
+def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, info: list | None = None,
+             fitted: list | None = None):
     """Train one regressor per ``cfgs[i]`` on rows ``labelled[i]`` of the training data and
     predict the test rows. ``train`` / ``test``: a dict with "x2d" (N, 16, 2), "g" (N, M, 3)
     (when a config uses G) and "y" (N, 16, 3) mm shared by all fits, or a list of such
@@ -249,7 +272,8 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
     same predictions alone or batched. No host sync inside the training loop.
     Returns the test predictions, a list of (N_test, 16, 3) arrays in the order of
     ``cfgs``; ``info`` (a list), when given, receives one dict per fit: schedule, group
-    size, wall time."""
+    size, wall time; ``fitted`` (a list), one :class:`Fitted` per fit (the trained
+    regressor and its normalisation, to keep or save)."""
     cfgs = list(cfgs)
     n = len(cfgs)
     trains = train if isinstance(train, (list, tuple)) else [train] * n
@@ -264,25 +288,28 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
         groups.setdefault(key, []).append(i)
     out = [None] * n
     infos = [None] * n
+    fits = [None] * n
     tf32 = torch.backends.cuda.matmul.allow_tf32
     for gi, (key, idx) in enumerate(groups.items()):
         t0 = time.time()
         try:
             torch.backends.cuda.matmul.allow_tf32 = True     # TF32 matmuls on CUDA: fine for these nets
-            preds, sched = _fit_group([cfgs[i] for i in idx], [trains[i] for i in idx], [tests[i] for i in idx],
-                                      [labs[i] for i in idx], torch.device(device))
+            preds, sched, group_fits = _fit_group([cfgs[i] for i in idx], [trains[i] for i in idx],
+                                                  [tests[i] for i in idx], [labs[i] for i in idx], torch.device(device))
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
         wall = time.time() - t0
         if progress:
             print(f"  fits {idx}: {key[0]} on {'+'.join(key[1])}, k={key[3]}: {sched.steps} steps, "
                   f"{sched.epochs:.1f} epochs, batch {sched.batch}, {wall:.1f} s", flush=True)
-        for i, p in zip(idx, preds):
-            out[i] = p
+        for i, p, f in zip(idx, preds, group_fits):
+            out[i], fits[i] = p, f
             infos[i] = {"epochs": sched.epochs, "steps": sched.steps, "batch": sched.batch, "lr": sched.lr,
                         "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall}
     if info is not None:
         info.extend(infos)
+    if fitted is not None:
+        fitted.extend(fits)
     return out
 
 
@@ -374,7 +401,36 @@ def _fit_group(cfgs, trains, tests, labs, dev):
             xb = {key: (Xt[key][idx] - stats[key][0]) / stats[key][1] for key in ins}
             out.append((model(xb.get("x2d"), xb.get("g")) * ys_t + ym_t).cpu().numpy())
     pred = np.concatenate(out, 1)
-    return [p.reshape(-1, 16, 3) for p in pred], sched
+    fits = []
+    for f, c in enumerate(cfgs):   # each fit as its own one-fit Regressor on the CPU
+        one = Regressor(cfg, c.seed)
+        one.net.load_state_dict({k: v[f:f + 1].cpu() for k, v in model.state_dict().items()})
+        x_stats = {key: (stats[key][0][f, 0].cpu().numpy(), stats[key][1][f, 0].cpu().numpy()) for key in ins}
+        fits.append(Fitted(one.eval(), x_stats, (ym[f, 0].astype(np.float32), ys[f, 0].astype(np.float32)), c))
+    return [p.reshape(-1, 16, 3) for p in pred], sched, fits
+
+
+@dataclass
+class Fitted:
+    """One trained regressor of :func:`fit_many` (``fitted=``) and the normalisation it was
+    trained with: :meth:`predict` maps raw inputs (2D joints in px, G) to the 16 non-root
+    joints (N, 16, 3) in mm, root-relative, camera frame."""
+    regressor: Regressor          # one fit, eval mode
+    x_stats: dict                 # input key ("x2d", "g") -> (mean (D,), std (D,)) float32
+    y_stats: tuple                # (mean (48,), std (48,)) float32
+    config: FitConfig
+
+    @torch.no_grad()
+    def predict(self, x2d=None, g=None) -> np.ndarray:
+        given = {"x2d": x2d, "g": g}
+        x = {}
+        for key, (m, s) in self.x_stats.items():
+            if given[key] is None:
+                raise ValueError(f"this regressor was trained on {sorted(self.x_stats)}; {key!r} is missing")
+            a = np.asarray(given[key], np.float32).reshape(len(given[key]), -1)
+            x[key] = torch.as_tensor((a - m) / s, device=next(self.regressor.parameters()).device)
+        y = self.regressor.eval()(x.get("x2d"), x.get("g")).cpu().numpy()
+        return (y * self.y_stats[1] + self.y_stats[0]).reshape(-1, 16, 3)
 
 
 def fit_predict(cfg: FitConfig, train: dict, test: dict, labelled: np.ndarray, device="cpu") -> np.ndarray:

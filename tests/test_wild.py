@@ -1,0 +1,97 @@
+"""geo.wild: the 33 -> 16 landmark mapping, image reading, the optional estimator."""
+import sys
+
+import numpy as np
+import pytest
+
+from geo import wild
+from geo.skeleton import SH16_NAMES
+
+
+def _landmarks():
+    """33 distinct landmarks of an upright person facing the camera (image y down)."""
+    lm = np.zeros((33, 2))
+    pos = {"nose": (0, -170), "left_eye": (8, -178), "right_eye": (-8, -178), "mouth_left": (5, -160),
+           "mouth_right": (-5, -160), "left_shoulder": (20, -140), "right_shoulder": (-20, -140),
+           "left_elbow": (30, -100), "right_elbow": (-30, -100), "left_wrist": (35, -60), "right_wrist": (-35, -60),
+           "left_hip": (12, -40), "right_hip": (-12, -40), "left_knee": (13, 0), "right_knee": (-13, 0),
+           "left_ankle": (14, 40), "right_ankle": (-14, 40)}
+    for k, name in enumerate(wild.MP33_NAMES):
+        lm[k] = pos.get(name, (100 + k, 100 + k))    # unused landmarks far away
+    return lm, pos
+
+
+def test_mapping_joint_by_joint():
+    lm, pos = _landmarks()
+    sh = wild.mp33_to_sh16(lm)
+    j = {n: sh[i] for i, n in enumerate(SH16_NAMES)}
+    direct = {"RFoot": "right_ankle", "RKnee": "right_knee", "RHip": "right_hip", "LHip": "left_hip",
+              "LKnee": "left_knee", "LFoot": "left_ankle", "RWrist": "right_wrist", "RElbow": "right_elbow",
+              "RShoulder": "right_shoulder", "LShoulder": "left_shoulder", "LElbow": "left_elbow",
+              "LWrist": "left_wrist"}
+    for n, m in direct.items():   # a left/right swap or an off-by-one index fails here
+        assert np.allclose(j[n], pos[m]), (n, m, j[n])
+    assert np.allclose(j["Hip"], (0, -40)) and np.allclose(j["Spine"], (0, -140))
+    assert np.allclose(j["Thorax"], (0, -150))          # half way from shoulders (-140) to mouth (-160)
+    assert np.allclose(j["Head"], (0, -178 - 1.5 * 18))  # eyes + 1.5 (eyes - mouth): above the eyes
+    # unused landmarks (hands, feet, ears) carry no weight
+    assert np.allclose(wild.mapping_matrix()[:, [7, 8, 17, 18, 29, 30, 31, 32]], 0)
+    assert np.allclose(wild.mapping_matrix().sum(1), 1)
+
+
+def test_mapping_follows_a_tilted_head_and_batches():
+    lm, _ = _landmarks()
+    R = np.array([[0.0, -1.0], [1.0, 0.0]])              # the whole person turned 90 degrees
+    sh = wild.mp33_to_sh16(np.stack([lm, lm @ R.T]))
+    assert sh.shape == (2, 16, 2)
+    assert np.allclose(sh[1], sh[0] @ R.T)               # the head top turns with the face
+    with pytest.raises(ValueError, match="33"):
+        wild.mp33_to_sh16(np.zeros((17, 2)))
+
+
+def test_read_image_names_the_file(tmp_path):
+    with pytest.raises(wild.WildError, match="no such file"):
+        wild.read_image(tmp_path / "missing.jpg")
+    txt = tmp_path / "notes.jpg"
+    txt.write_text("not an image")
+    with pytest.raises(wild.WildError, match=r"notes\.jpg.*not a decodable image"):
+        wild.read_image(txt)
+    with pytest.raises(wild.WildError, match="not a file"):
+        wild.read_image(tmp_path)
+    import cv2
+
+    ok = tmp_path / "ok.png"
+    cv2.imwrite(str(ok), np.full((8, 9, 3), 7, np.uint8))
+    assert wild.read_image(ok).shape == (8, 9, 3)
+
+
+def test_missing_extra_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)      # as if not installed
+    with pytest.raises(wild.MissingExtra, match=r"pip install -e \.\[wild\]"):
+        wild.require()
+    assert not wild.available()
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    if not wild.available():
+        pytest.skip("mediapipe is not installed (optional extra: pip install -e .[wild]); CI runs without it")
+    with wild.Estimator() as e:
+        yield e
+
+
+def test_estimator_on_mpii_fixture(estimator, shared_data):
+    from geo.data.mpii import load_mpii_json
+    from geo.qualitative import pck_error
+
+    ann = load_mpii_json(shared_data / "fixtures/mpii/test_mpii.json", zero_based=True)
+    i = ann.image_names.index("060754485.jpg")
+    d = estimator(wild.read_image(shared_data / "fixtures/mpii/060754485.jpg"))
+    assert d.joints.shape == (16, 2) and d.landmarks.shape == (33, 2)
+    e = pck_error(d.joints, ann.joints[i], ann.visible[i])
+    assert e["pckh_0.5"] >= 0.75, e                       # a swapped mapping falls far below
+
+
+def test_estimator_finds_no_person_in_a_blank_image(estimator):
+    with pytest.raises(wild.NoPerson, match="blank.png: no person found"):
+        estimator(np.full((256, 256, 3), 255, np.uint8), "blank.png")
