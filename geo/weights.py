@@ -179,17 +179,26 @@ class _Missing(torch.nn.Module):
         raise WeightsError(self.why)
 
 
-def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
-    """(models, history, folder) of a saved set with ``cfg``'s identity on data
-    ``data_id`` and at least ``cfg.steps`` steps, or None (the reason printed)."""
-    d = weights_dir(dir)
+def _matching_meta(cfg: TrainConfig, data_id: str, d: Path, otherwise: str) -> dict | None:
+    """The sidecar of ``cfg.variant``'s set in ``d`` if it has ``cfg``'s identity (every
+    config field but the step count) on data ``data_id``; else None, the reason printed."""
     meta = read_meta(cfg.variant, d)
     if meta is None:
         return None
     want = identity_hash(cfg, data_id)
     if meta.get("identity") != want:
         print(f"{d}: weights for {cfg.variant} were trained with another config or data "
-              f"(identity {meta.get('identity')}, asked {want}); not used")
+              f"(identity {meta.get('identity')}, asked {want}); {otherwise}")
+        return None
+    return meta
+
+
+def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
+    """(models, history, folder) of a saved set with ``cfg``'s identity on data
+    ``data_id`` and at least ``cfg.steps`` steps, or None (the reason printed)."""
+    d = weights_dir(dir)
+    meta = _matching_meta(cfg, data_id, d, "not used")
+    if meta is None:
         return None
     if meta.get("steps", 0) < cfg.steps:
         print(f"{d}: weights for {cfg.variant} have {meta.get('steps')} steps < {cfg.steps} asked; not used")
@@ -212,13 +221,8 @@ def initial(cfg: TrainConfig, data_id: str, dir=None) -> dict | None:
     from geo.train import build
 
     d = weights_dir(dir)
-    meta = read_meta(cfg.variant, d)
+    meta = _matching_meta(cfg, data_id, d, "training starts from scratch")
     if meta is None:
-        return None
-    want = identity_hash(cfg, data_id)
-    if meta.get("identity") != want:
-        print(f"{d}: weights for {cfg.variant} have another config or data (identity {meta.get('identity')}, "
-              f"asked {want}); training starts from scratch")
         return None
     have = {f["part"] for f in meta["files"].values()}
     need = [p for g in build(cfg, "cpu") for p in GENERATOR_PARTS[g]]
