@@ -90,3 +90,22 @@ def pck(pred, gt, threshold: float = PCK_THRESHOLD):
 def auc(pred, gt, thresholds=AUC_THRESHOLDS):
     """Mean of PCK over ``thresholds`` (0..150 mm, 31 steps), as a percentage."""
     return float(np.mean([pck(pred, gt, t) for t in thresholds]))
+
+
+def pck_auc_by_group(pred, gt, groups, scenes: dict) -> dict:
+    """MPI-INF-3DHP's Table 2 numbers: PCK@150 mm and AUC, over all rows ("overall") and per
+    scene type. ``groups``: one sequence name per row (e.g. "TS3"); ``scenes``: {scene:
+    sequence names} (:data:`geo.data.mpi_inf_3dhp.SCENES`). Rows are pooled within a group
+    (every joint of every frame counts once), as the official evaluation pools frames.
+    Returns {"overall": {"pck", "auc", "frames"}, scene: {...}, ...}; a scene with no rows
+    is left out."""
+    pred, gt = _check(pred, gt)
+    groups = np.asarray(groups)
+    if len(groups) != len(pred):
+        raise ValueError(f"groups has {len(groups)} entries for {len(pred)} poses; expected one per pose")
+    out = {"overall": {"pck": pck(pred, gt), "auc": auc(pred, gt), "frames": len(pred)}}
+    for scene, names in scenes.items():
+        m = np.isin(groups, list(names))
+        if m.any():
+            out[scene] = {"pck": pck(pred[m], gt[m]), "auc": auc(pred[m], gt[m]), "frames": int(m.sum())}
+    return out

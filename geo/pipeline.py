@@ -16,6 +16,10 @@ stage          what                                                           wr
 ``fig5``       Figure 5: Baseline#1 vs Regression#1 over k                    ``fig5.json``
 ``fig6``       Figure 6: the ablation ladder (Regression#1 and #2)            ``fig6.json``
 ``regressors`` Martinez et al. on all frames (GT, SH 2D) vs their targets       ``bench_regressors.json``
+``tables``     Tables 1 and 2: Baseline#1, Regression#1, Martinez et al.       ``tables.json``
+               with and without G (Regression#2), Protocols #1-#3, SH and GT
+               2D (:func:`geo.tables.compute`); Table 2 when ``$GEO_3DHP``
+               names an MPI-INF-3DHP test set on the machine
 =============  =============================================================  ==========
 
 Each stage writes its JSON (with a provenance ``meta``) as soon as it is done, and a stage
@@ -38,7 +42,7 @@ import torch
 from geo.results import Provenance, atomic_write, dumps
 from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
 
-STAGES = ("bench", "generators", "fig5", "fig6", "regressors")
+STAGES = ("bench", "generators", "fig5", "fig6", "regressors", "tables")
 # Generators whose weights come back from the lease and are committed (weights/): what
 # Figures 3-6 and Table 1 need, within the device tool's 64 MiB of returned files
 # (width 32: encoder 12.0 MiB, decoder 7.3 MiB in bf16, i.e. 58 MiB for these six files).
@@ -50,11 +54,12 @@ PROFILES = {
     # (Figure 5: encoding + its regressor sweep), kept free inside the budget. Figure 6
     # and the regressor benchmark run as a second command (scripts/gpu_run.sh, GEO_STAGES).
     "full": dict(train_profile="full", exp_profile="full", train_s=270.0, reserve_s=120.0, bench=True,
-                 train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[]),
+                 train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None),
     # CPU rehearsal: the same stages on tiny models and few frames.
     "tiny": dict(train_profile="quick", exp_profile="quick", train_s=8.0, reserve_s=0.0, bench=False,
                  train_over=dict(generator=dict(width=4, points=8), batch=4, checkpoint_every=10**9),
-                 regressors="martinez_gt", regressors_args=["--quick", "--frames", "500", "--max-epochs", "1"]),
+                 regressors="martinez_gt", regressors_args=["--quick", "--frames", "500", "--max-epochs", "1"],
+                 tables_steps=20),
 }
 
 
@@ -174,6 +179,23 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
         # Martinez on SH at all frames), Martinez on ground-truth 2D first.
         args = ["--data", data, "--out", str(out), "--name", path.stem, "--only", P["regressors"]]
         _bench_module("regressors").main(args + P["regressors_args"])
+    elif stage == "tables":
+        # Tables 1 and 2 (geo.tables.compute); G and each batch of fits are kept in
+        # $GEO_RUNS, so a command cut off by its limit continues where it stopped.
+        from geo import tables
+
+        prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
+        hd = None
+        if os.environ.get("GEO_3DHP"):
+            from geo.data.mpi_inf_3dhp import load_3dhp_mmpose, load_3dhp_official
+
+            p3 = Path(os.environ["GEO_3DHP"])
+            hd = load_3dhp_mmpose(p3) if p3.suffix == ".npz" else load_3dhp_official(p3)
+        r = tables.compute(ds, encoder_of("DG+AUG"), data, P["exp_profile"], threedhp=hd, cache=True,
+                           progress=True, steps=P["tables_steps"])
+        _log("tables", {f"{x['protocol']} {x['input']} {x['method']}": x["Avg."] for x in r["table1"]
+                        if x["input"] != "image"})
+        _write(out, "tables", "tables", r, prov, stage_wall_s=round(time.time() - t_stage, 1))
 
 
 def _bench_module(name: str = "train_generator"):

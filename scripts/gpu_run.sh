@@ -13,9 +13,10 @@
 #          runs at most 600 s); training is sized from the measured throughput to fit it
 # COMMIT   the git commit of the code (the device copy has no .git)
 # env      GEO_STAGES (default: all, in order), GEO_NO_WEIGHTS=1, GEO_WORK, PYTHON,
+#          GEO_3DHP (an MPI-INF-3DHP test set on the machine, for Table 2),
 #          GEO_WEIGHTS (the weights folder geo reads; default the checkout's weights/)
 #
-# It runs `python -m geo full-gpu` (stages: bench, generators, fig5, fig6, regressors; each
+# It runs `python -m geo full-gpu` (stages: bench, generators, fig5, fig6, regressors, tables; each
 # writes its JSON as soon as it is done, and a finished stage is skipped when the script
 # is run again on the same machine), then bundles what comes back within the device
 # tool's limits (8 files of <= 16 MiB, 64 MiB together): one file per weight file, one

@@ -42,7 +42,7 @@ def test_every_stage_wrote_its_result(bundle):
         names = {Path(n).name for n in t.getnames()}
         blobs = {Path(m.name).name: json.load(t.extractfile(m)) for m in t.getmembers()
                  if m.isfile() and m.name.endswith(".json")}
-    for name in ("generators.json", "fig5.json", "fig6.json", "bench_regressors.json", "schedule.json"):
+    for name in ("generators.json", "fig5.json", "fig6.json", "bench_regressors.json", "schedule.json", "tables.json"):
         assert name in names, (name, sorted(names), log[-2000:])
     gens = blobs["generators.json"]["generators"]
     assert set(gens) == {"AE", "SG", "SG+AUG", "DG+AUG"}
@@ -53,6 +53,11 @@ def test_every_stage_wrote_its_result(bundle):
         meta = blobs[name]["meta"]
         assert meta["wall_time_s"] >= 0.9 * meta["stage_wall_s"] - 0.2, (name, meta["wall_time_s"], meta["stage_wall_s"])
     assert blobs["fig5.json"]["fig5"]["rows"] and blobs["fig6.json"]["fig6"]["Regression#1"]
+    t1 = blobs["tables.json"]["tables"]["table1"]   # the tables stage: every protocol, both inputs, G and no G
+    assert {(x["protocol"], x["input"]) for x in t1 if x["input"] != "image"} == {
+        (p, i) for p in ("#1", "#2", "#3") for i in ("sh", "gt")}
+    assert all(x["Avg."] is not None for x in t1 if x["input"] != "image")
+    assert all(x["status"] == "needs video frames" for x in t1 if x["input"] == "image")
 
 
 def test_weights_come_back_and_load_with_their_hash(bundle, tmp_path):
@@ -78,7 +83,7 @@ def test_a_second_run_skips_finished_stages(bundle):
     r = subprocess.run(["bash", str(REPO / "scripts" / "gpu_run.sh"), "embedded", str(out), "tiny", "1200", "abc123"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:]
-    for stage in ("generators", "fig5", "fig6"):
+    for stage in ("generators", "fig5", "fig6", "tables"):
         assert f"{stage}: {stage}.json exists, skipped" in r.stdout
 
 

@@ -291,3 +291,51 @@ def load_3dhp_mmpose(npz_path) -> ThreeDHPTest:
             center=None if center is None else center[r],
             scale=None if scale is None else scale[r], image_size=IMAGE_SIZE.get(s))
     return ThreeDHPTest(str(path), seqs, "mmpose")
+
+
+# ---------------------------------------------------------------- cross-dataset rows
+
+# Scene types of the test sequences (Mehta et al. 2017): TS1-TS2 studio with a green
+# screen, TS3-TS4 studio without, TS5-TS6 outdoor. Table 2's per-scene columns.
+SCENES = {"studio_gs": ("TS1", "TS2"), "studio_no_gs": ("TS3", "TS4"), "outdoor": ("TS5", "TS6")}
+
+
+def fit_pinhole(p3: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Focal lengths f (2,) and principal point c (2,) in px of the pinhole camera that
+    projects camera-frame joints ``p3`` (..., 3) mm onto ``p2`` (..., 2) px, by least
+    squares on u = f_x X/Z + c_x, v = f_y Y/Z + c_y (distortion ignored). The test set's
+    own annotations give its intrinsics, so no camera file is needed."""
+    p3 = np.asarray(p3, np.float64).reshape(-1, 3)
+    p2 = np.asarray(p2, np.float64).reshape(-1, 2)
+    if len(p3) != len(p2) or len(p3) < 2:
+        raise ValueError(f"fit_pinhole: {len(p3)} 3D and {len(p2)} 2D points; expected as many, at least 2")
+    f, c = np.zeros(2), np.zeros(2)
+    for a in range(2):
+        A = np.stack([p3[:, a] / p3[:, 2], np.ones(len(p3))], 1)
+        (f[a], c[a]), *_ = np.linalg.lstsq(A, p2[:, a], rcond=None)
+    return f, c
+
+
+def as_h36m(test: ThreeDHPTest, f_ref, c_ref) -> dict:
+    """The test set as rows of the Human3.6M regressors (:mod:`geo.regress`): ``x2d`` (N, 16,
+    2) SH16 joints in px *of a reference camera* (intrinsics ``f_ref``, ``c_ref``, e.g. the
+    mean Human3.6M camera: each sequence's 2D is taken to normalised image coordinates with
+    its own pinhole, :func:`fit_pinhole`, then to the reference camera's pixels, so the
+    regressors see the same pixel scale as in training); ``y`` (N, 16, 3) mm, the 16
+    non-root joints relative to the pelvis (root alignment), camera frame, H36M17 order
+    (:func:`threedhp17_to_h36m17`); ``sequences`` (N,) the sequence of each row;
+    ``universal``: whether ``y`` comes from ``univ_annot3`` (the official layout, what the
+    official PCK/AUC uses) or ``annot3`` (mmpose's npz has only that)."""
+    from geo.skeleton import h36m17_to_sh16
+
+    f_ref, c_ref = np.asarray(f_ref, np.float64), np.asarray(c_ref, np.float64)
+    xs, ys, names = [], [], []
+    univ = all(s.poses_3d_univ is not None for s in test.sequences.values())
+    for name, s in test.sequences.items():
+        f, c = fit_pinhole(s.poses_3d, s.poses_2d)
+        x2d = (np.asarray(s.poses_2d, np.float64) - c) / f * f_ref + c_ref
+        xs.append(h36m17_to_sh16(threedhp17_to_h36m17(x2d)).astype(np.float32))
+        p3 = threedhp17_to_h36m17(np.asarray(s.poses_3d_univ if univ else s.poses_3d, np.float64))
+        ys.append((p3[:, 1:] - p3[:, :1]).astype(np.float32))
+        names += [name] * len(s)
+    return {"x2d": np.concatenate(xs), "y": np.concatenate(ys), "sequences": np.asarray(names), "universal": univ}
