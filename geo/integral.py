@@ -299,31 +299,26 @@ def samples(ds, frames_root, subjects, cameras=None, input2d: str = "gt") -> dic
     ``cameras`` per row. Rows without a frame are skipped; none at all raises naming the
     folder."""
     from geo.cameras import world_to_camera
+    from geo.regress import views
 
     out = {k: [] for k in ("paths", "x2d", "p3d", "f", "c", "actions", "subjects", "cameras")}
-    for s in subjects:
-        for a, seq in ds.sequences[s].items():
-            if seq.poses_3d is None:
-                continue
-            for cid, cam in ds.cameras[s].items():
-                if cameras is not None and cid not in cameras:
-                    continue
-                folder = frame_path(frames_root, s, a, cid, 0).parent
-                if not folder.is_dir():
-                    continue
-                have = {q.name for q in folder.iterdir()}
-                idx = [i for i in range(len(seq.poses_3d)) if frame_path(frames_root, s, a, cid, i).name in have]
-                if not idx:
-                    continue
-                p3 = seq.poses_3d[idx].astype(np.float64)
-                out["paths"] += [frame_path(frames_root, s, a, cid, i) for i in idx]
-                out["x2d"] += list(cam.project(p3))
-                out["p3d"] += list(world_to_camera(p3, cam.R, cam.T))
-                out["f"] += [np.ravel(cam.f)] * len(idx)
-                out["c"] += [np.ravel(cam.c)] * len(idx)
-                out["actions"] += [a] * len(idx)
-                out["subjects"] += [s] * len(idx)
-                out["cameras"] += [cid] * len(idx)
+    for s, a, seq, cid, cam in views(ds, subjects, cameras):
+        folder = frame_path(frames_root, s, a, cid, 0).parent
+        if not folder.is_dir():
+            continue
+        have = {q.name for q in folder.iterdir()}
+        idx = [i for i in range(len(seq.poses_3d)) if frame_path(frames_root, s, a, cid, i).name in have]
+        if not idx:
+            continue
+        p3 = seq.poses_3d[idx].astype(np.float64)
+        out["paths"] += [frame_path(frames_root, s, a, cid, i) for i in idx]
+        out["x2d"] += list(cam.project(p3))
+        out["p3d"] += list(world_to_camera(p3, cam.R, cam.T))
+        out["f"] += [np.ravel(cam.f)] * len(idx)
+        out["c"] += [np.ravel(cam.c)] * len(idx)
+        out["actions"] += [a] * len(idx)
+        out["subjects"] += [s] * len(idx)
+        out["cameras"] += [cid] * len(idx)
     if not out["paths"]:
         raise FileNotFoundError(f"{frames_root}: no Human3.6M frames of {list(subjects)} found; expected JPEGs like "
                                 f"{frame_path(frames_root, 'S1', 'Directions 1', '54138969', 0)}")

@@ -60,33 +60,39 @@ class Split:
                      None if self.frames is None else self.frames[idx], note or self.note)
 
 
-def make_split(ds: Dataset, subjects, input2d: str = "sh", cameras=None) -> Split:
-    """All (frame, camera) samples of ``subjects`` with 3D ground truth; ``cameras``: only
-    these camera ids (Protocol #3's camera split, :func:`protocol3_cameras`), None: all."""
-    xs, ys, acts, cams, subs, frames = [], [], [], [], [], []
+def views(ds: Dataset, subjects, cameras=None):
+    """(subject, action, sequence, camera id, camera) of every sequence of ``subjects``
+    with 3D ground truth, seen by each camera (``cameras``: only these ids; None: all)."""
     for s in subjects:
         for a, seq in ds.sequences[s].items():
             if seq.poses_3d is None:
                 continue
             for cid, cam in ds.cameras[s].items():
-                if cameras is not None and cid not in cameras:
-                    continue
-                if input2d == "sh" and cid not in seq.poses_2d:
-                    continue
-                n = len(seq.poses_3d) if input2d == "gt" else aligned_length(
-                    len(seq.poses_3d), len(seq.poses_2d[cid]), f"{ds.source}[{s}/{a}] 3D poses",
-                    f"{ds.source}[{s}/{a}/{cid}] 2D detections", ds.fps)
-                p3 = seq.poses_3d[:n].astype(np.float64)
-                xc = world_to_camera(p3, cam.R, cam.T)
-                ys.append((xc[:, 1:] - xc[:, :1]).astype(np.float32))
-                if input2d == "gt":
-                    xs.append(h36m17_to_sh16(cam.project(p3)).astype(np.float32))
-                else:
-                    xs.append(seq.poses_2d[cid][:n])
-                acts += [a] * n
-                cams += [cid] * n
-                subs += [s] * n
-                frames.append(np.arange(n))
+                if cameras is None or cid in cameras:
+                    yield s, a, seq, cid, cam
+
+
+def make_split(ds: Dataset, subjects, input2d: str = "sh", cameras=None) -> Split:
+    """All (frame, camera) samples of ``subjects`` with 3D ground truth; ``cameras``: only
+    these camera ids (Protocol #3's camera split, :func:`protocol3_cameras`), None: all."""
+    xs, ys, acts, cams, subs, frames = [], [], [], [], [], []
+    for s, a, seq, cid, cam in views(ds, subjects, cameras):
+        if input2d == "sh" and cid not in seq.poses_2d:
+            continue
+        n = len(seq.poses_3d) if input2d == "gt" else aligned_length(
+            len(seq.poses_3d), len(seq.poses_2d[cid]), f"{ds.source}[{s}/{a}] 3D poses",
+            f"{ds.source}[{s}/{a}/{cid}] 2D detections", ds.fps)
+        p3 = seq.poses_3d[:n].astype(np.float64)
+        xc = world_to_camera(p3, cam.R, cam.T)
+        ys.append((xc[:, 1:] - xc[:, :1]).astype(np.float32))
+        if input2d == "gt":
+            xs.append(h36m17_to_sh16(cam.project(p3)).astype(np.float32))
+        else:
+            xs.append(seq.poses_2d[cid][:n])
+        acts += [a] * n
+        cams += [cid] * n
+        subs += [s] * n
+        frames.append(np.arange(n))
     if not xs:
         raise ValueError(f"no frames with 3D for subjects {list(subjects)}"
                          + ("" if cameras is None else f" and cameras {list(cameras)}"))
