@@ -172,11 +172,17 @@ def stage(data, dst, weights=(), preset: int = 6) -> dict:
         root = Path(t) / "carried"
         shutil.copytree(data, root / "h36m", ignore=shutil.ignore_patterns(".*"))
         for stem in weights:
-            files = sorted(weights_dir().glob(f"{stem}.*"))
-            if not any(f.suffix == ".json" for f in files):
-                raise PackError(f"{weights_dir()}: no {stem}.json; expected committed weights (geo.weights)")
+            side = weights_dir() / f"{stem}.json"
+            if not side.is_file():
+                raise PackError(f"{side}: not found; expected committed weights (geo.weights)")
+            try:   # the sidecar and the files it lists (not e.g. the regressor heads beside them)
+                files = [side] + [weights_dir() / fn for fn in json.loads(side.read_text())["files"]]
+            except (ValueError, KeyError, TypeError) as e:
+                raise PackError(f"{side}: no 'files' list ({e}); expected a geo.weights sidecar") from e
             (root / "weights").mkdir(exist_ok=True)
             for f in files:
+                if not f.is_file():
+                    raise PackError(f"{f}: listed in {side.name} but missing")
                 shutil.copy2(f, root / "weights" / f.name)
         return pack(root, dst, preset)
 

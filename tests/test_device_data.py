@@ -103,8 +103,9 @@ def test_gpu_run_takes_the_staged_file(tmp_path):
     where geo reads them, and runs on the unpacked copy."""
     wsrc = tmp_path / "wsrc"
     wsrc.mkdir()
-    (wsrc / "X_Y.json").write_text("{}")
+    (wsrc / "X_Y.json").write_text('{"files": {"X_Y.phi.pt": {"part": "phi"}}}')
     (wsrc / "X_Y.phi.pt").write_bytes(b"\0\1" * 64)
+    (wsrc / "X_Y.regressor.pt").write_bytes(b"not listed in X_Y.json: stays home")
     env = {**os.environ, "GEO_WEIGHTS": str(wsrc)}
     staged = tmp_path / "carried.xz"
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "device_data.py"), "stage", str(SHARED_H36M),
@@ -119,5 +120,6 @@ def test_gpu_run_takes_the_staged_file(tmp_path):
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert (wdir / "X_Y.phi.pt").read_bytes() == b"\0\1" * 64
+    assert sorted(p.name for p in wdir.iterdir()) == ["X_Y.json", "X_Y.phi.pt"]
     assert f"data {work / 'carried' / 'h36m'}" in r.stdout
     assert E.data_identity(str(work / "carried" / "h36m")) == E.data_identity(str(SHARED_H36M))
