@@ -134,7 +134,7 @@ def encode_cached(encoder, x2d: np.ndarray, folder: Path | None, device="cpu", c
     way to encode), chunk by chunk into ``folder/g-<hash>.npy`` (the hash over the
     encoder's weights and the 2D rows), with a tqdm bar and its ETA. A run cut off resumes
     at its last finished chunk; a finished file is simply read. ``folder`` None: no cache."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm   # text on stderr: papermill logs and terminals show it
 
     n = len(x2d)
     if folder is None:

@@ -70,3 +70,14 @@ def test_encoding_shows_a_progress_bar(capfd):
     assert "encode G" in err and "5/5" in err, err[-500:]
     regress.encode(Flat(), x, batch=8, progress=False)
     assert "encode G" not in capfd.readouterr().err
+
+
+def test_every_cell_has_an_id():
+    """nbformat 4.5 cell ids (a missing one is a warning today and 'a hard error in future
+    nbformat versions'); read the raw JSON, since nbformat.read fills them in silently."""
+    import json
+
+    for p in NOTEBOOKS:
+        nb = json.loads(p.read_text())
+        missing = [i for i, c in enumerate(nb["cells"]) if "id" not in c]
+        assert not missing, f"{p.name}: cells {missing} have no id; run nbformat.validator.normalize"
