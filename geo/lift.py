@@ -29,7 +29,6 @@ Rebuild the committed regressors (CPU, minutes; run from the repository root)::
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -41,16 +40,13 @@ import torch
 from geo import regress
 from geo.models import RegressorConfig
 from geo.results import atomic_write, device_info, dumps, git_commit, runs_dir
+from geo.weights import _sha
 
 SUFFIX = "regressor"
 # Training / test rows of the regressor (evenly spaced over subjects, actions, cameras;
 # geo.regress.subsample) and its width, per profile. Encoding G with the width-32 encoder
 # costs ~15 ms per pose on one CPU core, which bounds the rows.
 ROWS = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
-
-
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from geo.cameras import relative_rotation, world_to_camera
+from geo.metrics import mpjpe  # noqa: F401 - per-pose MPJPE, re-exported for the notebook (Q.mpjpe)
 from geo.models import rotate
 from geo.render import render
 from geo.skeleton import H36M17_PARENTS, SH16_BONES
@@ -158,11 +159,6 @@ def yaw(deg: float) -> np.ndarray:
     a = np.deg2rad(deg)
     c, s = np.cos(a), np.sin(a)
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], np.float32)
-
-
-def mpjpe(a, b) -> np.ndarray:
-    """Per-pose mean joint distance (mm) of (N, 17, 3) root-relative poses."""
-    return np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1).mean(-1)
 
 
 # ----------------------------------------------------------------------------- drawing
