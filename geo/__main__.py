@@ -55,11 +55,20 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     if not books:
         print(f"no notebooks found in {NOTEBOOKS}", file=sys.stderr)
         return 1
+    skipped = []
     for nb in books:
         params = {"data": data, "profile": profile}
         stage = PRECOMPUTED.get(nb.stem)
         if precomputed and stage and (Path(precomputed) / f"{stage}.json").exists():
             params["precomputed"] = str(Path(precomputed) / f"{stage}.json")
+        elif precomputed and stage and profile == "full" and not _cuda():
+            # Drawing a GPU run's results: a stage it did not compute is not started on a
+            # CPU, where the full profile takes hours (Table 1: 15-20 h on 2 cores).
+            skipped.append(f"{nb.name} (no {stage}.json in {precomputed}; compute it on a GPU: "
+                           f"GEO_STAGES={stage} scripts/gpu_run.sh ..., or run the notebook alone to compute "
+                           f"it here, slowly)")
+            print(f"== {nb.name} skipped: {skipped[-1]}", flush=True)
+            continue
         print(f"== {nb.name} {params}", flush=True)
         t = time.time()
         pm.execute_notebook(str(nb), str(out / nb.name), parameters=params, cwd=str(NOTEBOOKS),
@@ -67,7 +76,15 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
         print(f"   done in {time.time() - t:.0f} s", flush=True)
     print(f"results in {REPO / 'runs' / 'figures'} (or figures/ for a full run on Human3.6M), "
           f"executed notebooks in {out}")
+    if skipped:
+        print("skipped:\n  " + "\n  ".join(skipped))
     return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def lift(images, out, annotations=None) -> int:

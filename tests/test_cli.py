@@ -7,6 +7,7 @@ import pytest
 
 import geo.__main__ as cli
 
+REPRODUCE = cli.reproduce   # the real one, before the fixture below replaces it
 
 @pytest.fixture(autouse=True)
 def no_heavy_work(monkeypatch):
@@ -66,3 +67,28 @@ def test_relative_data_path_resolves_against_cwd(h36m_dir, tmp_path, monkeypatch
     got = cli.check_data(rel)
     assert os.path.isabs(got) and Path(got) == h36m_dir.resolve()
     assert cli.check_data("embedded") == "embedded"
+
+
+def test_reproduce_does_not_start_a_missing_full_stage_on_a_cpu(tmp_path, monkeypatch, capsys):
+    """Drawing a GPU run's results (--precomputed, full profile) on a CPU: the notebooks
+    whose stage JSON is there draw it, those without a stage run, and a stage the run did
+    not compute (e.g. Table 1: 15-20 h on 2 cores) is skipped and named, not started."""
+    import papermill
+
+    ran = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **k: ran.append(
+        (Path(nb).stem, parameters.get("precomputed"))))
+    monkeypatch.setattr(cli, "_cuda", lambda: False)
+    (tmp_path / "fig5.json").write_text("{}")
+    assert REPRODUCE("/data/h36m", "full", str(tmp_path)) == 0
+    names = dict(ran)
+    assert names["03_fig5_label_efficiency"] == str(tmp_path / "fig5.json")
+    assert "01_data" in names and "06_qualitative" in names
+    for stem in ("02_generators", "04_fig6_ablations", "05_tables"):
+        assert stem not in names, stem
+    out = capsys.readouterr().out
+    assert "skipped" in out and "tables.json" in out and "GEO_STAGES=tables" in out
+    ran.clear()
+    monkeypatch.setattr(cli, "_cuda", lambda: True)                  # on a GPU it computes them
+    REPRODUCE("/data/h36m", "full", str(tmp_path))
+    assert {"02_generators", "04_fig6_ablations", "05_tables"} <= set(dict(ran))
