@@ -28,7 +28,6 @@ Rebuild the committed regressors (CPU, minutes; run from the repository root)::
 """
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -39,7 +38,7 @@ import torch
 
 from geo import regress
 from geo.models import RegressorConfig
-from geo.results import atomic_write, device_info, dumps, git_commit, runs_dir
+from geo.results import atomic_write, dumps, runs_dir, stamp
 from geo.weights import _sha
 
 SUFFIX = "regressor"
@@ -97,16 +96,13 @@ def _unblob(blob: bytes) -> regress.Fitted:
 def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
     """Write a regressor (bf16 weights, float32 normalisation) to ``path`` (``.pt``) and
     its sidecar (``.json``: sha256, bytes, ``meta``, commit, device); atomic, sidecar last."""
-    from geo.weights import MAX_BYTES, WeightsError
+    from geo.weights import check_size
 
     path = Path(path)
     blob = _blob(fitted)
-    if len(blob) > MAX_BYTES:
-        raise WeightsError(f"{path}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
+    check_size(path, blob)
     side = path.with_suffix(".json")
-    info = {"file": path.name, "sha256": _sha(blob), "bytes": len(blob), "dtype": "bfloat16", **meta,
-            **git_commit(), "device": device_info(),
-            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    info = {"file": path.name, "sha256": _sha(blob), "bytes": len(blob), "dtype": "bfloat16", **meta, **stamp()}
     return [atomic_write(path, blob), atomic_write(side, dumps(info))]
 
 
@@ -329,8 +325,7 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
             "regressor_sha256": lifter_.meta.get("sha256"), "regressor_data": lifter_.meta.get("data"),
             "regressor_train_subjects": lifter_.meta.get("train_subjects"),
             "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"),
-            "estimator": wild.version() if ann is None else None, **git_commit(),
-            "geo_version": __import__("geo").__version__}
+            "estimator": wild.version() if ann is None else None, **stamp()}
     failed = 0
     for p in tqdm([Path(x) for x in paths], desc="lift", unit="image", disable=not progress):
         try:

@@ -115,6 +115,14 @@ def device_info() -> dict:
     return info
 
 
+def stamp() -> dict:
+    """What every written result and weight file records of where it was made: commit
+    (and whether the tree was dirty), device, time written, geo version."""
+    return {**git_commit(), "device": device_info(),
+            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "geo_version": __import__("geo").__version__}
+
+
 def _jsonable(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
@@ -173,9 +181,7 @@ class Provenance:
         result drawn from an earlier run (``computed_by=`` that run's meta), that run's
         work time; the drawing itself is then ``drawn_in_s``."""
         here = round(time.time() - self.t0, 2)
-        side = {**self.meta, **more, **git_commit(), "device": device_info(), "wall_time_s": here,
-                "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "geo_version": __import__("geo").__version__}
+        side = {**self.meta, **more, **stamp(), "wall_time_s": here}
         earlier = side.get("computed_by")
         if isinstance(earlier, dict) and earlier:
             work = earlier.get("stage_wall_s", earlier.get("wall_time_s"))

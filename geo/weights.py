@@ -19,7 +19,6 @@ raises :class:`WeightsError` naming the file.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import io
 import json
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 
 from geo.models import Decoder, Encoder
-from geo.results import REPO, atomic_write, device_info, dumps, git_commit
+from geo.results import REPO, atomic_write, dumps, stamp
 from geo.train import TrainConfig, identity_hash
 
 PARTS = {"phi": ("phi_psi", "encoder"), "psi": ("phi_psi", "decoder"),
@@ -48,6 +47,13 @@ def weights_dir(dir=None) -> Path:
 
 def stem(variant: str) -> str:
     return variant.replace("+", "_")
+
+
+def check_size(path, blob: bytes) -> None:
+    """WeightsError naming ``path`` when ``blob`` is over :data:`MAX_BYTES` (what one file
+    of a GPU lease's returned files may be)."""
+    if len(blob) > MAX_BYTES:
+        raise WeightsError(f"{path}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
 
 
 def _sha(b: bytes) -> str:
@@ -80,15 +86,12 @@ def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *
         torch.save(sd, buf)
         blob = buf.getvalue()
         fn = f"{name}.{part}.pt"
-        if len(blob) > MAX_BYTES:
-            raise WeightsError(f"{d / fn}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
+        check_size(d / fn, blob)
         out.append(atomic_write(d / fn, blob))
         files[fn] = {"sha256": _sha(blob), "bytes": len(blob), "part": part}
     meta = {"variant": cfg.variant, "files": files, "dtype": "bfloat16", "config": asdict(cfg),
             "identity": identity_hash(cfg, data_id), "data": data, "data_identity": data_id, "steps": steps,
-            "heldout_iou": heldout_iou, "history": history, **extra, **git_commit(), "device": device_info(),
-            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "geo_version": __import__("geo").__version__}
+            "heldout_iou": heldout_iou, "history": history, **extra, **stamp()}
     out.append(atomic_write(d / f"{name}.json", dumps(meta)))
     return out
 
