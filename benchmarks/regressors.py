@@ -63,9 +63,16 @@ def data_for(ds, subjects_train, subjects_test, input2d, frames, test_frames):
 
 
 def bench(args, ds, dev, prov):
-    rows = []
+    """The benchmark rows; fits of one kind on the same number of rows train together as
+    one batched model (``geo.regress.fit_many``: the same predictions as alone), so that
+    Martinez et al. on SH and on GT 2D cost one run, not two."""
+    names = args.only.split(",")
+    unknown = [n for n in names if n not in BENCH]
+    if unknown:
+        raise SystemExit(f"--only: unknown rows {unknown}; expected some of {list(BENCH)}")
     splits = {}
-    for name in args.only.split(","):
+    cfgs, trains, tests, labs, data = [], [], [], [], []
+    for name in names:
         kind, input2d, label = BENCH[name]
         if input2d not in splits:
             splits[input2d] = data_for(ds, ds.train_subjects, ds.test_subjects, input2d, args.frames,
@@ -74,20 +81,30 @@ def bench(args, ds, dev, prov):
         k = len(tr)
         cfg = capped(regress.FitConfig(kind, True, False, profile=args.profile), k, args.max_epochs)
         print(f"{label}: {k} training rows ({tr.note}), {len(te)} test rows, schedule {cfg.schedule(k)}", flush=True)
-        info = []
-        t0 = time.time()
-        pred = regress.fit_many([cfg], {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}, [np.arange(k)], dev,
-                                progress=True, info=info)[0]
-        wall = time.time() - t0
+        cfgs.append(cfg)
+        trains.append({"x2d": tr.x2d, "y": tr.y})
+        tests.append({"x2d": te.x2d, "y": te.y})
+        labs.append(np.arange(k))
+        data.append((tr, te))
+    info = []
+    t0 = time.time()
+    preds = regress.fit_many(cfgs, trains, tests, labs, dev, progress=True, info=info, bf16=args.bf16)
+    wall = time.time() - t0
+    rows = []
+    for name, pred, inf, (tr, te) in zip(names, preds, info, data):
+        kind, input2d, label = BENCH[name]
         ev = regress.evaluate(pred, te.y, te.actions)
         row = {"name": name, "regressor": label, "input": input2d, "mpjpe": ev["mpjpe"], "p_mpjpe": ev["p_mpjpe"],
                "target_mpjpe": TARGETS.get(name), "meets_target": None if name not in TARGETS else ev["mpjpe"] <= TARGETS[name],
-               "epochs": info[0]["epochs"], "steps": info[0]["steps"], "batch": info[0]["batch"], "wall_s": wall,
-               "train_rows": k, "test_rows": len(te), "train_frames": tr.note, "test_frames": te.note, "device": str(dev)}
-        print(f"  -> MPJPE {ev['mpjpe']:.1f} mm, P-MPJPE {ev['p_mpjpe']:.1f} mm (target {TARGETS.get(name)}), "
-              f"{wall:.0f} s", flush=True)
+               "epochs": inf["epochs"], "steps": inf["steps"], "batch": inf["batch"], "dtype": inf["dtype"],
+               "wall_s": inf["group_wall_s"], "fits_trained_together": inf["group_size"],
+               "train_rows": len(tr), "test_rows": len(te), "train_frames": tr.note, "test_frames": te.note,
+               "device": str(dev), "threads": torch.get_num_threads()}
+        print(f"  -> {label}: MPJPE {ev['mpjpe']:.1f} mm, P-MPJPE {ev['p_mpjpe']:.1f} mm (target {TARGETS.get(name)})",
+              flush=True)
         rows.append(row)
         rows[-1]["mpjpe_per_action"] = ev["mpjpe_per_action"]
+    print(f"all fits: {wall:.0f} s", flush=True)
     table = [{k: v for k, v in r.items() if k != "mpjpe_per_action"} for r in rows]
     results.save_table({"rows": rows, "targets_mpjpe": TARGETS, "profile": args.profile,
                         "schedule": regress.SCHEDULES[args.profile]}, args.name, prov, rows=table, out_dir=args.out)
@@ -179,10 +196,13 @@ def main(argv=None):
     ap.add_argument("--test-frames", type=int, default=None, help="subsample the test/validation rows")
     ap.add_argument("--max-epochs", type=float, default=None, help="cap each fit's epochs")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                    help="fits under bf16 autocast: auto = geo.regress.BF16_KINDS on a CPU with bf16 units")
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     args.profile = "quick" if args.quick else "full"
+    args.bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
     args.name = args.name or ("regressors_validation" if args.validate else "bench_regressors")
     import geo.data
 

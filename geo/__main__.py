@@ -131,9 +131,14 @@ def train_command(a, data: str) -> int:
         start = T.check_out(out, cfg, a.resume)
     except (ValueError, T.StaleCheckpoint, T.CheckpointError) as e:
         raise UsageError(str(e)) from e
+    if a.resume and start == 0 and D.is_main():
+        print(f"--resume: {out} holds no checkpoint (last.pt); starting from step 0", flush=True)
     device = D.init_from_env()
     try:
         T.command(cfg, data, out, start, device)
+    except T.Interrupted as e:   # Ctrl-C or SIGTERM: the checkpoint is saved; one line, no traceback
+        print(f"geo train: {e}", file=sys.stderr, flush=True)
+        return 130
     finally:
         D.close()
     return 0

@@ -122,7 +122,7 @@ def load_data(data: str = "embedded") -> Dataset:
 
 
 def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed: int = 0, progress=True,
-              prefer_weights: bool = False, heldout=True, continue_weights: bool = False, **over):
+              prefer_weights: bool = False, heldout=True, continue_weights: bool = False, weights_from=None, **over):
     """Train (or load, or resume, or extend) one generator variant on the training
     subjects, in :func:`run_dir`. ``heldout``: True (a PairSource of the test subjects),
     a PairSource, or None/False; the held-out IoU is logged every ``eval_every`` steps. ``prefer_weights``: first look in ``weights/``
@@ -131,7 +131,8 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     history, folder); raises NeedsImages for I_SG. ``continue_weights``: a run folder
     without a checkpoint starts from the saved weights of this variant when they have the
     same identity and data and fewer steps (:func:`geo.weights.initial`), so that a later
-    GPU lease adds steps instead of starting over; ``steps`` is then the total."""
+    GPU lease adds steps instead of starting over; ``steps`` is then the total.
+    ``weights_from``: the folder of saved weights to continue from (default ``weights/``)."""
     cfg = config_for(variant, profile, seed=seed, **over)
     if variant == "I_SG":
         train(cfg, None, None)   # raises NeedsImages
@@ -153,7 +154,7 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     if continue_weights and not (run / "last.pt").exists():
         from geo import weights
 
-        init = weights.initial(cfg, data_identity(data))
+        init = weights.initial(cfg, data_identity(data), weights_from)
         if init is not None:
             print(f"{variant}: continuing from {init['source']} to {cfg.steps} steps")
     models, hist = train(cfg, src, run, progress=progress, heldout=ho, init=init)

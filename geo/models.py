@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from geo import precision
+
 
 # --------------------------------------------------------------------------- generator
 @dataclass
@@ -80,7 +82,7 @@ class Decoder(nn.Module):
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.from_points(g.flatten(1))).view(-1, self.w_top, self.s, self.s)
-        h = h.contiguous(memory_format=torch.channels_last) if g.is_cuda else h
+        h = h.contiguous(memory_format=torch.channels_last) if precision.channels_last(g.device) else h
         for up, conv in zip(self.up, self.conv):
             h = conv(up(h))
         return torch.sigmoid(self.head(h).float())
@@ -172,6 +174,7 @@ class BatchedBatchNorm(nn.Module):
         self.eps, self.momentum = eps, momentum
 
     def forward(self, x):
+        x = x.float()   # statistics in float32 under bf16 autocast too (as nn.BatchNorm does)
         if self.training:
             var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
             with torch.no_grad():

@@ -55,6 +55,14 @@ PROFILES = {
     # and the regressor benchmark run as a second command (scripts/gpu_run.sh, GEO_STAGES).
     "full": dict(train_profile="full", exp_profile="full", train_s=270.0, reserve_s=120.0, bench=True,
                  train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None),
+    # A CPU with bf16 units (geo.precision): the generators stage in the ``cpu`` training
+    # profile (width 16), all of --budget-s spent training (train_s None), 10% of it kept
+    # for the held-out evaluations and checkpoints; every variant's weights are saved, and
+    # a later run continues those committed in weights/cpu/ (weights_from).
+    "cpu": dict(train_profile="cpu", exp_profile="full", train_s=None, reserve_s=0.0, overhead=0.10, bench=False,
+                train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None,
+                weights_from="cpu", persist={"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi"),
+                                             "SG": ("phi", "psi"), "AE": ("phi", "psi")}),
     # CPU rehearsal: the same stages on tiny models and few frames.
     "tiny": dict(train_profile="quick", exp_profile="quick", train_s=8.0, reserve_s=0.0, bench=False,
                  train_over=dict(generator=dict(width=4, points=8), batch=4, checkpoint_every=10**9),
@@ -222,7 +230,15 @@ def _generator(ds, data, variant, P, steps, heldout):
     if steps is not None:
         over["steps"] = steps
     return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
-                       continue_weights=True, **over)
+                       continue_weights=True, weights_from=_weights_from(P), **over)
+
+
+def _weights_from(P: dict):
+    """The folder of saved weights a profile continues from (None: weights/ itself)."""
+    from geo import weights
+
+    sub = P.get("weights_from")
+    return None if sub is None else weights.weights_dir() / sub
 
 
 def _saved_steps(data, variant, P) -> int:
@@ -233,7 +249,7 @@ def _saved_steps(data, variant, P) -> int:
     from geo.train import config_for
 
     cfg = config_for(variant, P["train_profile"], **{**P["train_over"], "steps": 10**12})
-    init = weights.initial(cfg, E.data_identity(data))   # the same test train() will make
+    init = weights.initial(cfg, E.data_identity(data), _weights_from(P))   # the same test train() will make
     return 0 if init is None else init["step"]
 
 
@@ -247,8 +263,13 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
     if steps_path.exists():
         steps = json.loads(steps_path.read_text())["steps"]
     else:
-        train_s = min(P["train_s"], max(P["train_s"] * 0.2, clock.left() - P["reserve_s"]))
+        if P["train_s"] is None and clock.budget is None:
+            raise ValueError(f"profile {P['train_profile']!r} sizes training from --budget-s; pass one")
         pps = measure_throughput(ds, {v: config_for(v, P["train_profile"], **P["train_over"]) for v in VARIANTS})
+        if P["train_s"] is None:   # what is left of the budget after measuring, less the overhead share
+            train_s = clock.left() * (1 - P.get("overhead", 0.0))
+        else:
+            train_s = min(P["train_s"], max(P["train_s"] * 0.2, clock.left() - P["reserve_s"]))
         batch = config_for("DG+AUG", P["train_profile"], **P["train_over"]).batch
         new = steps_for_budget(pps, train_s, DEFAULT_SHARES, batch)   # DG+AUG, Figure 5's encoder, the most
         # A variant whose weights of the same config and data are in weights/ (committed, or
@@ -270,7 +291,8 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
                   "run": run.name}
         _log(v, {k: quality[k] for k in ("iou", "l2_per_pixel")}, "steps", state["step"],
              f"wall {hist.get('wall_s', 0):.0f} s")
-        if v in PERSIST:
-            weights.save(models, cfg, v, out / "weights", parts=PERSIST[v], steps=state["step"],
+        persist = P.get("persist", PERSIST)
+        if v in persist:
+            weights.save(models, cfg, v, out / "weights", parts=persist[v], steps=state["step"],
                          heldout_iou=quality["iou"], data=data)
     return res

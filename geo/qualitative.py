@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geo import precision
 from geo.cameras import relative_rotation, world_to_camera
 from geo.metrics import mpjpe  # noqa: F401 - per-pose MPJPE, re-exported for the notebook (Q.mpjpe)
 from geo.models import rotate
@@ -135,17 +136,24 @@ def pick_pair(views: Views, rng_seed: int = 0, candidates: int = 400, target_mm:
 @torch.no_grad()
 def synthesise(generator, x_i, R_ij) -> np.ndarray:
     """The target view's skeleton maps psi(R(i->j) x phi(S_i)) (Eq. 1), (N, 15, 64, 64)."""
-    maps = render(np.asarray(x_i, np.float32))
-    g = generator.encoder(maps)
-    return generator.decoder(rotate(g, torch.as_tensor(R_ij, dtype=torch.float32))).numpy()
+    dev = next(generator.parameters()).device
+    maps = precision.to_layout(render(torch.as_tensor(np.asarray(x_i, np.float32), device=dev),
+                                      dtype=precision.map_dtype(dev)))
+    with precision.autocast(dev):   # bf16 where the device has bf16 units (geo.precision)
+        g = generator.encoder(maps)
+        out = generator.decoder(rotate(g, torch.as_tensor(R_ij, dtype=torch.float32, device=dev)))
+    return out.float().cpu().numpy()
 
 
 @torch.no_grad()
 def decode(generator, g, R) -> np.ndarray:
     """Skeleton maps of G (N, M, 3) rotated by R (N, 3, 3) or (3, 3)."""
-    g = torch.as_tensor(np.asarray(g, np.float32))
-    R = torch.as_tensor(np.broadcast_to(np.asarray(R, np.float32), (len(g), 3, 3)).copy())
-    return generator.decoder(rotate(g, R)).numpy()
+    dev = next(generator.parameters()).device
+    g = torch.as_tensor(np.asarray(g, np.float32), device=dev)
+    R = torch.as_tensor(np.broadcast_to(np.asarray(R, np.float32), (len(g), 3, 3)).copy(), device=dev)
+    with precision.autocast(dev):
+        out = generator.decoder(rotate(g, R))
+    return out.float().cpu().numpy()
 
 
 def interpolate(g1, g2, steps: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from geo import metrics
+from geo import metrics, precision
 from geo.cameras import world_to_camera
 from geo.data import Dataset, aligned_length
 from geo.models import BatchedRegressor, Regressor, RegressorConfig
@@ -146,10 +146,8 @@ def encode(encoder, x2d: np.ndarray, device="cpu", batch: int | None = None, pro
     for s in tqdm(range(0, len(x2d), batch), desc=f"encode G ({len(x2d)} poses, batch {batch})", unit="batch",
                   disable=not show):
         x = torch.as_tensor(x2d[s:s + batch], device=dev)
-        maps = render(x, dtype=torch.bfloat16 if cuda else torch.float32)
-        if cuda:
-            maps = maps.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+        maps = precision.to_layout(render(x, dtype=precision.map_dtype(dev)))
+        with precision.autocast(dev):   # bf16 where the device has bf16 units (geo.precision)
             out.append(encoder(maps).float().cpu())
     return torch.cat(out).numpy()
 
@@ -268,7 +266,7 @@ def _keys(cfg: FitConfig) -> list[str]:
 
 
 def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, info: list | None = None,
-             fitted: list | None = None):
+             fitted: list | None = None, bf16: bool | None = None):
     """Train one regressor per ``cfgs[i]`` on rows ``labelled[i]`` of the training data and
     predict the test rows. ``train`` / ``test``: a dict with "x2d" (N, 16, 2), "g" (N, M, 3)
     (when a config uses G) and "y" (N, 16, 3) mm shared by all fits, or a list of such
@@ -279,7 +277,9 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
     Returns the test predictions, a list of (N_test, 16, 3) arrays in the order of
     ``cfgs``; ``info`` (a list), when given, receives one dict per fit: schedule, group
     size, wall time; ``fitted`` (a list), one :class:`Fitted` per fit (the trained
-    regressor and its normalisation, to keep or save)."""
+    regressor and its normalisation, to keep or save). ``bf16``: the training forward and
+    backward under bf16 autocast (float32 master weights, Adam state, loss and
+    normalisation); None: :func:`use_bf16` of the kind on ``device``."""
     cfgs = list(cfgs)
     n = len(cfgs)
     trains = train if isinstance(train, (list, tuple)) else [train] * n
@@ -300,8 +300,11 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
         t0 = time.time()
         try:
             torch.backends.cuda.matmul.allow_tf32 = True     # TF32 matmuls on CUDA: fine for these nets
+            dev = torch.device(device)
+            half = use_bf16(key[0], dev) if bf16 is None else bool(bf16) and precision.bf16(dev)
             preds, sched, group_fits = _fit_group([cfgs[i] for i in idx], [trains[i] for i in idx],
-                                                  [tests[i] for i in idx], [labs[i] for i in idx], torch.device(device))
+                                                  [tests[i] for i in idx], [labs[i] for i in idx], dev, half,
+                                                  progress)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
         wall = time.time() - t0
@@ -311,12 +314,25 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
         for i, p, f in zip(idx, preds, group_fits):
             out[i], fits[i] = p, f
             infos[i] = {"epochs": sched.epochs, "steps": sched.steps, "batch": sched.batch, "lr": sched.lr,
-                        "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall}
+                        "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall,
+                        "dtype": "bf16" if half else "float32"}
     if info is not None:
         info.extend(infos)
     if fitted is not None:
         fitted.extend(fits)
     return out
+
+
+# Kinds whose training runs under bf16 autocast where the device has bf16 units: only
+# where it was measured to keep the S9/S11 MPJPE within 0.3 mm of float32 on the same fit
+# (benchmarks/results/bench_precision.json, "regressor" rows). On CUDA TF32 is used instead.
+BF16_KINDS: tuple = ()
+
+
+def use_bf16(kind: str, device) -> bool:
+    """Whether fits of ``kind`` train under bf16 autocast on ``device`` (:data:`BF16_KINDS`)."""
+    dev = torch.device(device)
+    return dev.type == "cpu" and kind in BF16_KINDS and precision.bf16(dev)
 
 
 def _stack_sources(dicts, key):
@@ -333,7 +349,7 @@ def _stack_sources(dicts, key):
     return np.concatenate(parts), offs
 
 
-def _fit_group(cfgs, trains, tests, labs, dev):
+def _fit_group(cfgs, trains, tests, labs, dev, half: bool = False, progress: bool = False):
     c0 = cfgs[0]
     k = len(labs[0])
     sched = c0.schedule(k)
@@ -365,7 +381,7 @@ def _fit_group(cfgs, trains, tests, labs, dev):
                           in_g=X["g"].shape[1] if "g" in X else 0, hidden=c0.hidden, dropout=c0.dropout)
     model = BatchedRegressor(cfg, [c.seed for c in cfgs]).to(dev)
     cuda = dev.type == "cuda"
-    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, **({"fused": True} if cuda else {"foreach": True}))
+    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, fused=True)   # fused kernels on CUDA and CPU alike
     gamma = (sched.lr_final / sched.lr) ** (1.0 / max(sched.steps, 1))
     gens = [torch.Generator(device=dev).manual_seed(10_007 * (c.seed + 1)) for c in cfgs]
     b = sched.batch
@@ -377,6 +393,10 @@ def _fit_group(cfgs, trains, tests, labs, dev):
 
     model.train()
     order = None
+    from tqdm import tqdm   # a bar with its ETA for long fits (all frames: tens of minutes on a CPU)
+
+    bar = tqdm(total=sched.steps, desc=f"fit {c0.kind} x{F_} k={k}", unit="step", mininterval=30,
+               disable=not (progress and sched.steps >= 2000))
     for t in range(sched.steps):
         j = t % per_epoch
         if j == 0:
@@ -386,13 +406,16 @@ def _fit_group(cfgs, trains, tests, labs, dev):
         xb = inputs(idx)
         yb = (Y[idx] - ym_t) / ys_t
         noise = torch.stack([torch.rand((L, len(idx[0]), H), generator=g, device=dev) for g in gens])
-        pred = model(xb.get("x2d"), xb.get("g"), noise)
-        loss = (pred - yb).pow(2).mean((1, 2)).sum()           # each fit's own mean loss
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
+            pred = model(xb.get("x2d"), xb.get("g"), noise)
+        loss = (pred.float() - yb).pow(2).mean((1, 2)).sum()   # each fit's own mean loss, in float32
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         for pg in opt.param_groups:
             pg["lr"] = sched.lr * gamma ** (t + 1)
+        bar.update(1)
+    bar.close()
     model.eval()
     _, toff = _stack_sources(tests, "y")
     nt = [len(d["y"]) for d in tests]

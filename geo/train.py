@@ -36,7 +36,9 @@ subjects) and ``eval_every``, the synthesis IoU (:func:`map_iou`, the measure of
 On CUDA: bf16 autocast, channels_last models and maps, fused Adam, no host sync between
 log steps (losses accumulate on the device), cudnn.benchmark, optional torch.compile of
 the generators and the renderer (``compile``: True or a torch.compile mode; a failure is
-printed and training goes on eager). The CPU path is plain eager float32.
+printed and training goes on eager). On a CPU with bf16 units (AMX-BF16, AVX512-BF16) the
+same bf16 autocast and channels_last run, eager, with float32 master weights
+(:mod:`geo.precision`, ``GEO_CPU_DTYPE`` forces either); elsewhere the CPU runs float32.
 
 More than one process (``torchrun --nproc_per_node=N -m geo train ...``, PyTorch DDP; the
 process group comes from :func:`geo.distributed.init_from_env`): every generator is its
@@ -60,6 +62,8 @@ import hashlib
 import io
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -68,6 +72,7 @@ import torch
 
 from geo import distributed as D
 from geo import losses
+from geo import precision
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
 from geo.results import atomic_write
@@ -76,8 +81,8 @@ VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
 TRAINED = ("AE", "SG", "SG+AUG", "DG+AUG")     # the variants the notebooks train
 # Fields that do not change what a run learns (how long, how often it logs, how fast it
 # runs): everything else is the run's identity.
-NOT_IDENTITY = ("steps", "checkpoint_every", "log_every", "eval_every", "compile", "max_seconds", "fused",
-                "channels_last")
+NOT_IDENTITY = ("steps", "checkpoint_every", "checkpoint_seconds", "log_every", "eval_every", "compile", "max_seconds",
+                "fused", "channels_last")
 HELDOUT_PAIRS = 512
 HELDOUT_SEED = 20190601
 SAMPLING = ("shard", "slice")   # how ranks draw their pairs under DDP (module docstring)
@@ -95,6 +100,10 @@ class StaleCheckpoint(RuntimeError):
     """A checkpoint made with another configuration or on other data than asked for."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after saving its checkpoint (the message names it)."""
+
+
 @dataclass
 class TrainConfig:
     variant: str = "DG+AUG"
@@ -107,10 +116,11 @@ class TrainConfig:
     lrc_weight: float = 1.0       # Eq. (4) weighs L_rc by 1
     seed: int = 0
     checkpoint_every: int = 100
+    checkpoint_seconds: float = 0.0   # also checkpoint when this much wall time passed since the last (0: off)
     max_seconds: float = 0.0      # stop early after this wall time (0: no limit); the run stays unfinished
     compile: bool | str = False   # CUDA only: True or a torch.compile mode ("reduce-overhead", ...)
     fused: bool = True            # CUDA only: fused Adam
-    channels_last: bool = True    # CUDA only
+    channels_last: bool = True    # maps and weights NHWC (CUDA and CPU: oneDNN's fast kernels)
     log_every: int = 10
     eval_every: int = 0           # held-out IoU every this many steps (0: never), when train() gets `heldout`
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -168,7 +178,14 @@ def _diff(a: dict, b: dict, prefix="") -> list[str]:
 # ``full`` is for a GPU: steps are meant to be sized from measured throughput
 # (:func:`steps_for_budget`) and passed as an override. Every variant gets steps, not a
 # wall-time cap: a cap would give DG, which runs two generators per step, half the steps.
+# ``cpu`` trains on a CPU's bf16 units (geo.precision) what 2 cores can afford: width 16
+# (2.2x the pairs/s of width 32 in bf16, benchmarks/results/bench_precision.json), batch 64
+# (larger batches gain nothing there), a constant learning rate after warm-up so that a
+# later run continues the same curve, a checkpoint every 5 minutes of wall time. Its steps
+# are sized from the throughput measured on the machine (geo.pipeline, profile "cpu").
 PROFILES = {
+    "cpu": dict(steps=2000, batch=64, lr=1e-3, warmup=100, lr_min=None, checkpoint_every=10**9,
+                checkpoint_seconds=300.0, log_every=25, eval_every=250, generator=dict(width=16)),
     "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, eval_every=30, generator=dict(width=8)),
     "full": dict(steps=2000, batch=512, lr=1e-3, warmup=100, lr_min=1e-5, checkpoint_every=500, log_every=25,
                  eval_every=250, compile=False, generator=dict(width=32)),
@@ -233,7 +250,7 @@ def build(cfg: TrainConfig, device) -> dict[str, Generator]:
         models["mu_nu"] = Generator(cfg.generator)
     for m in models.values():
         m.to(device)
-        if torch.device(device).type == "cuda" and cfg.channels_last:
+        if cfg.channels_last and precision.channels_last(device):
             m.to(memory_format=torch.channels_last)
     return models
 
@@ -252,10 +269,10 @@ def compile_models(models: dict, mode) -> dict:
     return {k: torch.compile(m, dynamic=False, **kw) for k, m in models.items()}
 
 
-def prepare(batch: Batch, cuda: bool, channels_last: bool = True) -> Batch:
-    if cuda and channels_last:
-        batch.maps_i = batch.maps_i.contiguous(memory_format=torch.channels_last)
-        batch.maps_j = batch.maps_j.contiguous(memory_format=torch.channels_last)
+def prepare(batch: Batch, channels_last: bool = True) -> Batch:
+    if channels_last:
+        batch.maps_i = precision.to_layout(batch.maps_i)
+        batch.maps_j = precision.to_layout(batch.maps_j)
     return batch
 
 
@@ -277,10 +294,9 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
 
 
 def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
-    cuda = source.device.type == "cuda"
     b = source.sample(batch or cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
-                      dtype=torch.bfloat16 if cuda else torch.float32)
-    return prepare(b, cuda, cfg.channels_last)
+                      dtype=precision.map_dtype(source.device))
+    return prepare(b, cfg.channels_last)
 
 
 def slice_batch(b: Batch, start: int, stop: int) -> Batch:
@@ -327,7 +343,7 @@ def train_step(fwd_models, opt, batch: Batch, cfg: TrainConfig, lr: float | None
     if lr is not None:
         for g in opt.param_groups:
             g["lr"] = lr
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+    with precision.autocast(dev):   # bf16 where the device has bf16 units; losses stay float32
         part = step_losses(fwd_models, batch, cfg)
     opt.zero_grad(set_to_none=True)
     part["loss"].backward()
@@ -347,8 +363,8 @@ def map_iou(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def synthesise(g: Generator, batch: Batch, variant: str) -> torch.Tensor:
     """The synthesised target maps of ``batch`` (AE: the source view reconstructed)."""
     dev = batch.maps_i.device
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        out, _, _ = g(batch.maps_i, None if variant == "AE" else batch.R_ij)
+    with precision.autocast(dev):
+        out, _, _ = g(precision.to_layout(batch.maps_i), None if variant == "AE" else batch.R_ij)
     return out
 
 
@@ -359,9 +375,8 @@ def heldout_batches(source: PairSource, variant: str, n: int = HELDOUT_PAIRS, se
     saved = source.gen.get_state()
     source.gen.manual_seed(seed)
     try:
-        cuda = source.device.type == "cuda"
         return [source.sample(min(chunk, n - s), same_view=variant == "AE",
-                              dtype=torch.bfloat16 if cuda else torch.float32) for s in range(0, n, chunk)]
+                              dtype=precision.map_dtype(source.device)) for s in range(0, n, chunk)]
     finally:
         source.gen.set_state(saved)
 
@@ -514,54 +529,91 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
         evaluate()
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc=cfg.variant)
     t0, done, tl, nl = time.time(), 0, time.time(), 0
+    t_ck = t0
     acc = {}
-    while step < cfg.steps:
-        rng = source.gen.get_state() if fwd is not eager and done == 0 else None
-        try:
-            batch = sample_shard(source, cfg, step, sampling)
-            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
-        except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
-            if rng is None:
-                raise
-            if main:
-                print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
-            fwd, source.render_compile = eager, False
-            opt.zero_grad(set_to_none=True)
-            source.gen.set_state(rng)
-            batch = sample_shard(source, cfg, step, sampling)
-            part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
-        for k, v in part.items():
-            acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
-        step += 1
-        done += 1
-        nl += 1
-        bar.update(1)
-        logged = step % cfg.log_every == 0 or step == cfg.steps
-        if logged:
-            history["step"].append(step)
-            for k, v in log_means(acc, nl).items():
-                history[k].append(v)
-            now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
-            history["lr"].append(lr_at(cfg, step - 1, start))
-            history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
-            acc, nl = {}, 0
-            bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
-            tl = time.time()
-        if evals is not None and (step % eval_every == 0 or step == cfg.steps):
-            evaluate()
-            tl = time.time()
-        if step % cfg.checkpoint_every == 0:
-            checkpoint(step >= cfg.steps)
-        if stop_after is not None and done >= stop_after:
-            break
-        if cfg.max_seconds and (n_ranks == 1 or logged):   # under DDP all ranks decide together
-            if D.any_rank(time.time() - t0 > cfg.max_seconds, device):
+    stop = _StopSignals()
+    try:
+        while step < cfg.steps:
+            rng = source.gen.get_state() if fwd is not eager and done == 0 else None
+            try:
+                batch = sample_shard(source, cfg, step, sampling)
+                part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
+            except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
+                if rng is None:
+                    raise
+                if main:
+                    print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
+                fwd, source.render_compile = eager, False
+                opt.zero_grad(set_to_none=True)
+                source.gen.set_state(rng)
+                batch = sample_shard(source, cfg, step, sampling)
+                part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
+            for k, v in part.items():
+                acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
+            step += 1
+            done += 1
+            nl += 1
+            bar.update(1)
+            logged = step % cfg.log_every == 0 or step == cfg.steps
+            if logged:
+                history["step"].append(step)
+                for k, v in log_means(acc, nl).items():
+                    history[k].append(v)
+                now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
+                history["lr"].append(lr_at(cfg, step - 1, start))
+                history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
+                acc, nl = {}, 0
+                bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
+                tl = time.time()
+            if evals is not None and (step % eval_every == 0 or step == cfg.steps):
+                evaluate()
+                tl = time.time()
+            if step % cfg.checkpoint_every == 0 or (cfg.checkpoint_seconds and time.time() - t_ck >= cfg.checkpoint_seconds):
+                checkpoint(step >= cfg.steps)
+                t_ck = time.time()
+            if n_ranks == 1 and stop.caught:
                 break
+            if n_ranks > 1 and logged and D.any_rank(bool(stop.caught), device):   # ranks decide together
+                break
+            if stop_after is not None and done >= stop_after:
+                break
+            if cfg.max_seconds and (n_ranks == 1 or logged):   # under DDP all ranks decide together
+                if D.any_rank(time.time() - t0 > cfg.max_seconds, device):
+                    break
+    finally:
+        stop.restore()
     history["wall_s"] = history.get("wall_s", 0.0) + time.time() - t0
     bar.close()
     checkpoint(step >= cfg.steps)
+    if stop.caught:
+        raise Interrupted(f"{cfg.variant}: stopped by {stop.caught} at step {step}/{cfg.steps}; checkpoint saved in "
+                          f"{ck} (run the same command with --resume to continue)")
     [m.eval() for m in models.values()]
     return models, history
+
+
+class _StopSignals:
+    """While training: SIGINT (Ctrl-C) and SIGTERM set a flag instead of killing the
+    process, so the loop saves a checkpoint and stops after the current step. Only in the
+    main thread (signal handlers cannot be set elsewhere); restored afterwards."""
+
+    def __init__(self):
+        self.caught, self.old = None, {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, self._catch)
+
+    def _catch(self, signum, frame):
+        if self.caught:                      # a second Ctrl-C: stop now, as Python would
+            self.restore()
+            raise KeyboardInterrupt
+        self.caught = signal.Signals(signum).name
+
+    def restore(self):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+        self.old = {}
 
 
 def log_means(acc: dict, n: int) -> dict:
