@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from geo import regress
+from geo import precision, regress
 from geo.cameras import Camera, look_at
 from geo.data import Dataset, Sequence
 from geo.render import render
@@ -158,7 +158,8 @@ class _Toy(torch.nn.Module):
         return maps.sum((2, 3)).view(len(maps), 5, 3)
 
 
-def test_encode_renders_then_encodes_in_batches():
+def test_encode_renders_then_encodes_in_batches(monkeypatch):
+    monkeypatch.setenv(precision.ENV, "float32")    # exact sums below; bf16 maps: the test after this one
     x = np.random.default_rng(0).uniform(100, 900, (10, 16, 2)).astype(np.float32)
     enc = _Toy().train()
     g = regress.encode(enc, x, batch=4)
@@ -169,6 +170,21 @@ def test_encode_renders_then_encodes_in_batches():
     enc2 = _Toy()
     np.testing.assert_array_equal(regress.encode(enc2, x), g)      # default CPU batch: one batch of 10
     assert [b[0] for b in enc2.batches] == [10]
+
+
+def test_encode_gives_bf16_channels_last_maps_where_bf16_runs(monkeypatch):
+    monkeypatch.setenv(precision.ENV, "bfloat16")
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, maps):
+            seen.append((maps.dtype, maps.is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu")))
+            return maps.float().sum((2, 3)).view(len(maps), 5, 3)
+
+    x = np.random.default_rng(0).uniform(100, 900, (3, 16, 2)).astype(np.float32)
+    g = regress.encode(Probe(), x)
+    assert seen == [(torch.bfloat16, True, True)] and g.dtype == np.float32
+    np.testing.assert_array_equal(g, render(x).sum((2, 3)).view(3, 5, 3).numpy())   # 0/1 maps are exact in bf16
 
 
 def _synthetic(n=200, nt=40, seed=0):
@@ -188,7 +204,8 @@ def test_fit_many_groups_and_checks():
     assert [i["group_size"] for i in info] == [2, 2, 1]                 # k = 60 trains apart
     assert [i["steps"] for i in info] == [3, 3, 3] and [i["batch"] for i in info] == [20, 20, 20]
     assert all(0 <= i["group_wall_s"] < 60 for i in info) and info[0]["lr"] == 1e-3 and info[0]["lr_final"] == 1e-4
-    assert set(info[0]) == {"epochs", "steps", "batch", "lr", "lr_final", "group_size", "group_wall_s"}
+    assert set(info[0]) == {"epochs", "steps", "batch", "lr", "lr_final", "group_size", "group_wall_s", "dtype"}
+    assert info[0]["dtype"] == "float32"                                # regress.BF16_KINDS is empty
     # fits whose inputs differ in width train apart, each on its own training dict
     tr4 = {**tr, "g": np.zeros((200, 4, 3), np.float32)}
     tr8 = {**tr, "g": np.zeros((200, 8, 3), np.float32)}
