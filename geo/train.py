@@ -114,9 +114,10 @@ class TrainConfig:
     lr_min: float | None = None   # None: constant lr after warm-up; else cosine decay to lr_min at `steps`
     aug: float = 0.5              # share of virtual-camera pairs in +AUG variants
     lrc_weight: float = 1.0       # Eq. (4) weighs L_rc by 1
+    lrc_norm: str = "rms"         # how L_rc normalises the clouds (geo.losses: "rms", "residual", "ratio")
     seed: int = 0
     checkpoint_every: int = 100
-    checkpoint_seconds: float = 0.0   # also checkpoint when this much wall time passed since the last (0: off)
+    checkpoint_seconds: float = 300.0  # also checkpoint when this much wall time passed since the last (0: off)
     max_seconds: float = 0.0      # stop early after this wall time (0: no limit); the run stays unfinished
     compile: bool | str = False   # CUDA only: True or a torch.compile mode ("reduce-overhead", ...)
     fused: bool = True            # CUDA only: fused Adam
@@ -130,6 +131,8 @@ class TrainConfig:
             self.generator = GeneratorConfig(**self.generator)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
+        if self.lrc_norm not in losses.LRC_NORMS:
+            raise ValueError(f"lrc_norm {self.lrc_norm!r}: expected one of {losses.LRC_NORMS}")
 
     @property
     def two_generators(self) -> bool:
@@ -152,9 +155,15 @@ class TrainConfig:
         return cls(**d)
 
 
+# Fields added after weights and run folders were made: at these values they are left
+# out of the identity, so that what was trained before them keeps its identity.
+LATER_FIELDS = {"lrc_norm": "rms"}
+
+
 def identity(cfg: TrainConfig) -> dict:
     """The config fields that define the model and its training (module docstring)."""
-    return {k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY}
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in NOT_IDENTITY and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 def identity_hash(cfg: TrainConfig, data_id: str = "", n: int = 10) -> str:
@@ -290,7 +299,7 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
         part["loss"] = part["l2_ij"]
         return part
     out_ji, g_j, _ = models["mu_nu"](batch.maps_j, batch.R_ij.transpose(-1, -2))
-    return losses.total(out_ij, batch.maps_j, out_ji, batch.maps_i, g_ij, g_j, cfg.lrc_weight)
+    return losses.total(out_ij, batch.maps_j, out_ji, batch.maps_i, g_ij, g_j, cfg.lrc_weight, cfg.lrc_norm)
 
 
 def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
