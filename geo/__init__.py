@@ -8,3 +8,13 @@ with provenance sidecars).
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``geo.Lifter`` (the Python API of :mod:`geo.lift`), imported on first use so that
+    ``import geo`` stays light."""
+    if name == "Lifter":
+        from geo.lift import Lifter
+
+        return Lifter
+    raise AttributeError(f"module 'geo' has no attribute {name!r}")

@@ -68,6 +68,28 @@ class Lifter:
         """2D poses (N, 16, 2) px -> 17 joints (N, 17, 3) mm (Eq. 5)."""
         return self.pose(self.g(x2d))
 
+    @classmethod
+    def from_pretrained(cls, variant: str = "DG+AUG", device="cpu", dir=None) -> "Lifter":
+        """The committed encoder and Regression#1 head of ``variant`` (``weights/``, every
+        file sha256-checked; :func:`load_committed`), the encoder on ``device``."""
+        lf = load_committed(variant, dir)
+        lf.encoder = lf.encoder.to(device)
+        return lf
+
+    def lift(self, keypoints, layout: str = "sh16") -> np.ndarray:
+        """2D keypoints in pixels, (N, K, 2) or (K, 2), of ``layout`` ("sh16", "coco17",
+        "mediapipe33"; :mod:`geo.layouts` gives the joint orders) -> 3D poses (N, 17, 3)
+        in mm, root-relative, in the camera frame of the image (H36M 17-joint order,
+        :data:`geo.skeleton.H36M17_NAMES`)."""
+        from geo.layouts import to_sh16
+
+        return self(to_sh16(keypoints, layout))
+
+    def lift_images(self, paths, out_dir, **kw) -> int:
+        """:func:`lift_images` (2D by MediaPipe Pose, the ``[wild]`` extra) with this
+        lifter's variant; returns the number of images that failed."""
+        return lift_images(paths, out_dir, variant=self.meta.get("variant", "DG+AUG"), **kw)
+
 
 # ------------------------------------------------------------------------------ files
 def _blob(fitted: regress.Fitted) -> bytes:
