@@ -209,8 +209,13 @@ def main(argv=None) -> int:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
     from geo.pipeline import run
+    from geo.train import Interrupted
 
-    return run(data, Path(a.out).expanduser().resolve(), stages, a.profile, a.budget_s, a.commit)
+    try:
+        return run(data, Path(a.out).expanduser().resolve(), stages, a.profile, a.budget_s, a.commit)
+    except Interrupted as e:   # Ctrl-C or SIGTERM: checkpoints saved; the same command continues
+        print(f"geo full-gpu: {e}", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ PROFILES = {
     # a later run continues those committed in weights/cpu/ (weights_from).
     "cpu": dict(train_profile="cpu", exp_profile="full", train_s=None, reserve_s=0.0, overhead=0.10, bench=False,
                 train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None,
-                weights_from="cpu", persist={"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi"),
+                weights_from="cpu", order=("DG+AUG", "SG+AUG", "SG", "AE"),   # a run cut short keeps Figure 5's encoder
+                persist={"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi"),
                                              "SG": ("phi", "psi"), "AE": ("phi", "psi")}),
     # CPU rehearsal: the same stages on tiny models and few frames.
     "tiny": dict(train_profile="quick", exp_profile="quick", train_s=8.0, reserve_s=0.0, bench=False,
@@ -282,7 +283,7 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
              f"continuing from saved weights at {saved}")
     heldout = PairSource(ds, ds.test_subjects, device=E.device(), seed=123)
     res = {}
-    for v in VARIANTS:
+    for v in P.get("order", VARIANTS):
         models, hist, run = _generator(ds, data, v, P, steps[v], heldout)
         encoders[v] = models["phi_psi"].encoder
         cfg, _, state = load_checkpoint(run, E.device())
