@@ -238,8 +238,7 @@ def _weights_from(P: dict):
     """The folder of saved weights a profile continues from (None: weights/ itself)."""
     from geo import weights
 
-    sub = P.get("weights_from")
-    return None if sub is None else weights.weights_dir() / sub
+    return None if P.get("weights_from") is None else weights.profile_dir(P["weights_from"])
 
 
 def _saved_steps(data, variant, P) -> int:

@@ -31,10 +31,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Profiles whose runs on a Human3.6M copy are committed results, and where they go: the
+# GPU's full profile in figures/, the CPU's (geo.train.PROFILES["cpu"]) in figures/cpu/,
+# so that a figure never mixes generators of the two.
+PUBLISHED = {"full": "", "cpu": "cpu"}
+
+
 def publishes(data, profile) -> bool:
     """Whether a run of ``data`` in ``profile`` writes the committed ``figures/``: only a
-    full-profile run on a Human3.6M copy does."""
-    return profile == "full" and data not in (None, "", "embedded", "default")
+    full- or cpu-profile run on a Human3.6M copy does."""
+    return profile in PUBLISHED and data not in (None, "", "embedded", "default")
 
 
 def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
@@ -45,8 +51,10 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
         d = Path(out_dir)
     elif os.environ.get("GEO_FIGURES"):
         d = Path(os.environ["GEO_FIGURES"])
-    elif prov is None or publishes(prov.meta.get("data"), prov.meta.get("profile")):
+    elif prov is None:
         d = REPO / "figures"
+    elif publishes(prov.meta.get("data"), prov.meta.get("profile")):
+        d = REPO / "figures" / PUBLISHED[prov.meta.get("profile")]
     else:
         data = str(prov.meta.get("data"))
         tag = "embedded" if data in ("None", "", "embedded", "default") else re.sub(r"[^A-Za-z0-9]+", "_", Path(data).name).strip("_")

@@ -45,6 +45,12 @@ def weights_dir(dir=None) -> Path:
     return Path(dir) if dir is not None else Path(os.environ.get("GEO_WEIGHTS", REPO / "weights"))
 
 
+def profile_dir(profile: str, dir=None) -> Path:
+    """Where the weights of a training profile live: ``weights/cpu/`` for the CPU's
+    ``cpu`` profile (width 16), ``weights/`` for the others."""
+    return weights_dir(dir) / "cpu" if profile == "cpu" else weights_dir(dir)
+
+
 def stem(variant: str) -> str:
     return variant.replace("+", "_")
 

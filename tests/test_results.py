@@ -184,6 +184,10 @@ def test_where_results_go(monkeypatch):
     assert d.resolve() == (results.REPO / "figures").resolve()
     q = results.figures_dir(prov=results.Provenance(data="/data/copyA/h36m", profile="quick"))
     assert q.name == "h36m-quick"
+    c = results.figures_dir(prov=results.Provenance(data="/x/h36m", profile="cpu"))   # the CPU's committed results
+    assert c.resolve() == (results.REPO / "figures" / "cpu").resolve()
+    e = results.figures_dir(prov=results.Provenance(data="embedded", profile="cpu"))
+    assert runs in e.resolve().parents
 
 
 def test_commit_passed_in_wins(monkeypatch, tmp_path):
