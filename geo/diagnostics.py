@@ -47,7 +47,7 @@ def _clouds(models: dict, source: PairSource, n: int, seed: int, chunk: int = 25
     gi, gj, rs = [], [], []
     try:
         for s in range(0, n, chunk):
-            b = source.sample(min(chunk, n - s), dtype=precision.map_dtype(dev))
+            b = source.sample(min(chunk, n - s), dtype=precision.map_dtype(dev), width=models["phi_psi"].cfg.line_width)
             with precision.autocast(dev):
                 gi.append(phi(precision.to_layout(b.maps_i)).float())
                 gj.append(mu(precision.to_layout(b.maps_j)).float())

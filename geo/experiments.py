@@ -169,7 +169,7 @@ def synthesis_quality(models, ds: Dataset, variant: str, n: int = 1024, seed: in
     g = models["phi_psi"]
     ious, l2s = [], []
     for s in range(0, n, 256):
-        b = src.sample(min(256, n - s), same_view=variant == "AE")
+        b = src.sample(min(256, n - s), same_view=variant == "AE", width=g.cfg.line_width)
         out = synthesise(g, b, variant)
         ious.append(map_iou(out, b.maps_j).cpu())     # the measure train() logs on held-out pairs
         l2s.append((out.float() - b.maps_j.float()).pow(2).mean((1, 2, 3)).cpu())

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from geo import precision
+from geo.render import LINE_WIDTH
 
 
 # --------------------------------------------------------------------------- generator
@@ -37,6 +38,7 @@ class GeneratorConfig:
     width: int = 32              # U-Net's 64 halved (Sec. 4); 8 in the CPU quick profile
     depth: int = 4               # down-samplings: 64 -> 4
     points: int = 64             # M, points of the latent cloud G
+    line_width: float = LINE_WIDTH  # limb width of the skeleton maps it reads and draws, in map pixels
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -57,6 +59,7 @@ class Encoder(nn.Module):
         s = cfg.size // 2 ** cfg.depth
         self.to_points = nn.Linear(w[-1] * s * s, cfg.points * 3)
         self.points = cfg.points
+        self.line_width = cfg.line_width   # how its input maps must be drawn (geo.regress.encode)
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         h = self.stem(maps)

@@ -21,7 +21,7 @@ import torch
 
 from geo.cameras import Torus, relative_rotation
 from geo.data import Dataset, DataError, aligned_length
-from geo.render import render
+from geo.render import LINE_WIDTH, render
 from geo.skeleton import SH16_TO_H36M17
 
 
@@ -105,7 +105,8 @@ class PairSource:
         x = xc[..., :2] / xc[..., 2:].clamp_min(1.0) * self._f + self._c
         return x[:, self._sh16], R   # a device index: a Python list would copy to the GPU and sync
 
-    def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32) -> Batch:
+    def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32,
+               width: float = LINE_WIDTH) -> Batch:
         g, dev = self.gen, self.device
         idx = torch.randint(0, self.n, (batch,), generator=g, device=dev)
         ci = torch.randint(0, self.cams, (batch,), generator=g, device=dev)
@@ -123,6 +124,6 @@ class PairSource:
             R_j = torch.where(v[:, None, None], vR_j, R_j)
         if same_view:
             x_j, R_j, cj = x_i, R_i, ci
-        maps = render(torch.cat([x_i, x_j]), dtype=dtype, compile=self.render_compile)
+        maps = render(torch.cat([x_i, x_j]), width=width, dtype=dtype, compile=self.render_compile)
         return Batch(maps[:batch], maps[batch:], relative_rotation(R_i, R_j), x_i, x_j,
                      idx=idx, ci=ci, cj=cj, virtual=v, R_i=R_i, R_j=R_j)

@@ -138,7 +138,7 @@ def synthesise(generator, x_i, R_ij) -> np.ndarray:
     """The target view's skeleton maps psi(R(i->j) x phi(S_i)) (Eq. 1), (N, 15, 64, 64)."""
     dev = next(generator.parameters()).device
     maps = precision.to_layout(render(torch.as_tensor(np.asarray(x_i, np.float32), device=dev),
-                                      dtype=precision.map_dtype(dev)))
+                                      width=generator.cfg.line_width, dtype=precision.map_dtype(dev)))
     with precision.autocast(dev):   # bf16 where the device has bf16 units (geo.precision)
         g = generator.encoder(maps)
         out = generator.decoder(rotate(g, torch.as_tensor(R_ij, dtype=torch.float32, device=dev)))

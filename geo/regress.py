@@ -34,7 +34,7 @@ from geo import metrics, precision
 from geo.cameras import world_to_camera
 from geo.data import Dataset, aligned_length
 from geo.models import BatchedRegressor, Regressor, RegressorConfig
-from geo.render import render
+from geo.render import LINE_WIDTH, render
 from geo.skeleton import h36m17_to_sh16
 
 VALIDATION = (("S1", "S5", "S6", "S7"), ("S8",))   # the schedule study: train, validate
@@ -142,11 +142,12 @@ def encode(encoder, x2d: np.ndarray, device="cpu", batch: int | None = None, pro
     cuda = dev.type == "cuda"
     batch = batch or (4096 if cuda else 1024)
     show = len(x2d) > 8 * batch if progress is None else progress
+    width = getattr(encoder, "line_width", LINE_WIDTH)   # the maps drawn as the encoder was trained on them
     out = []
     for s in tqdm(range(0, len(x2d), batch), desc=f"encode G ({len(x2d)} poses, batch {batch})", unit="batch",
                   disable=not show):
         x = torch.as_tensor(x2d[s:s + batch], device=dev)
-        maps = precision.to_layout(render(x, dtype=precision.map_dtype(dev)))
+        maps = precision.to_layout(render(x, width=width, dtype=precision.map_dtype(dev)))
         with precision.autocast(dev):   # bf16 where the device has bf16 units (geo.precision)
             out.append(encoder(maps).float().cpu())
     return torch.cat(out).numpy()

@@ -75,6 +75,7 @@ from geo import losses
 from geo import precision
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
+from geo.render import LINE_WIDTH
 from geo.results import atomic_write
 
 VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
@@ -157,13 +158,20 @@ class TrainConfig:
 
 # Fields added after weights and run folders were made: at these values they are left
 # out of the identity, so that what was trained before them keeps its identity.
-LATER_FIELDS = {"lrc_norm": "rms"}
+LATER_FIELDS = {"lrc_norm": "rms", "generator.line_width": LINE_WIDTH}
 
 
 def identity(cfg: TrainConfig) -> dict:
     """The config fields that define the model and its training (module docstring)."""
-    return {k: v for k, v in asdict(cfg).items()
-            if k not in NOT_IDENTITY and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IDENTITY}
+    for key, default in LATER_FIELDS.items():
+        *outer, last = key.split(".")
+        sub = d
+        for o in outer:
+            sub = sub.get(o, {})
+        if last in sub and sub[last] == default:
+            del sub[last]
+    return d
 
 
 def identity_hash(cfg: TrainConfig, data_id: str = "", n: int = 10) -> str:
@@ -304,7 +312,7 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
 
 def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
     b = source.sample(batch or cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
-                      dtype=precision.map_dtype(source.device))
+                      dtype=precision.map_dtype(source.device), width=cfg.generator.line_width)
     return prepare(b, cfg.channels_last)
 
 
@@ -378,14 +386,14 @@ def synthesise(g: Generator, batch: Batch, variant: str) -> torch.Tensor:
 
 
 def heldout_batches(source: PairSource, variant: str, n: int = HELDOUT_PAIRS, seed: int = HELDOUT_SEED,
-                    chunk: int = 256) -> list[Batch]:
+                    chunk: int = 256, width: float = LINE_WIDTH) -> list[Batch]:
     """``n`` real-camera pairs from ``source``, drawn with a fixed seed; ``source``'s own
     generator state is left as it was."""
     saved = source.gen.get_state()
     source.gen.manual_seed(seed)
     try:
-        return [source.sample(min(chunk, n - s), same_view=variant == "AE",
-                              dtype=precision.map_dtype(source.device)) for s in range(0, n, chunk)]
+        return [source.sample(min(chunk, n - s), same_view=variant == "AE", dtype=precision.map_dtype(source.device),
+                              width=width) for s in range(0, n, chunk)]
     finally:
         source.gen.set_state(saved)
 
@@ -519,7 +527,8 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, 
     if cfg.compile and cuda:
         fwd = compile_models(eager, cfg.compile)
         source.render_compile = True
-    evals = heldout_batches(heldout, cfg.variant) if heldout is not None and eval_every and main else None
+    evals = (heldout_batches(heldout, cfg.variant, width=cfg.generator.line_width)
+             if heldout is not None and eval_every and main else None)
     [m.train() for m in models.values()]
 
     def checkpoint(finished: bool):

@@ -88,3 +88,43 @@ def test_lrc_norm_enters_the_identity_only_when_changed():
         models = build(c, "cpu")
         part = train_step(models, make_optimizer(c, models, "cpu"), sample(PairSource(ds, ds.train_subjects), c), c)
         assert torch.isfinite(part["lrc"]) and part["loss"] > part["l2_ij"]
+
+
+def test_line_width_travels_with_the_generator():
+    """Maps drawn 6 px wide where the generator says so: in training pairs, held-out
+    batches and encoding G; the default width leaves identities as they were."""
+    from dataclasses import replace
+
+    from geo import regress
+    from geo.models import Encoder, GeneratorConfig
+    from geo.render import LINE_WIDTH
+    from geo.train import build, config_for, heldout_batches, identity, sample
+
+    cfg = config_for("SG", "quick", batch=8, generator=dict(width=4, points=8))
+    assert "line_width" not in identity(cfg)["generator"]
+    wide = replace(cfg, generator=replace(cfg.generator, line_width=6.0))
+    assert identity(wide)["generator"]["line_width"] == 6.0
+    ds = load("embedded")
+    thin = sample(PairSource(ds, ds.train_subjects, seed=0), cfg).maps_i.float().mean()
+    thick = sample(PairSource(ds, ds.train_subjects, seed=0), wide).maps_i.float().mean()
+    assert 2.0 < float(thick / thin) < 4.0, (thin, thick)                # about 3x the pixels on
+    hb = heldout_batches(PairSource(ds, ds.test_subjects), "SG", n=8, width=6.0)[0]
+    assert hb.maps_i.float().mean() > 2 * thin
+    seen = []
+
+    class Probe(torch.nn.Module):
+        line_width = 6.0
+
+        def forward(self, maps):
+            seen.append(float(maps.float().mean()))
+            return torch.zeros(len(maps), 8, 3)
+
+    x = regress.make_split(ds, ds.test_subjects, "gt").x2d[:16]
+    regress.encode(Probe(), x)
+    seen_thick = seen.pop()
+    Probe.line_width = LINE_WIDTH
+    regress.encode(Probe(), x)
+    assert seen_thick > 2 * seen[-1]
+    assert Encoder(GeneratorConfig(width=4, points=8, line_width=6.0)).line_width == 6.0
+    m = build(wide, "cpu")["phi_psi"]
+    assert m.encoder.line_width == 6.0 and m.cfg.line_width == 6.0

@@ -173,4 +173,6 @@ def test_sample_defaults_and_types(monkeypatch):
     monkeypatch.setattr(P, "render", spy)
     src.render_compile = True
     src.sample(4, dtype=torch.bfloat16)
-    assert seen == [{"dtype": torch.bfloat16, "compile": True}]
+    assert seen == [{"width": P.LINE_WIDTH, "dtype": torch.bfloat16, "compile": True}]   # the default line width
+    src.sample(4, width=6.0)
+    assert seen[-1]["width"] == 6.0

@@ -145,7 +145,7 @@ def test_second_generator_gets_the_inverse_rotation(ds, frames):
 
     src = PairSource(ds, SUBJECTS, seed=11)
     b = src.sample(16, aug=0.0)
-    cfg = SimpleNamespace(variant="DG+AUG", two_generators=True, lrc_weight=1.0)
+    cfg = SimpleNamespace(variant="DG+AUG", two_generators=True, lrc_weight=1.0, lrc_norm="rms")
     T.step_losses({"phi_psi": spy("phi_psi"), "mu_nu": spy("mu_nu")}, b, cfg)
     assert seen["phi_psi"][0] is b.maps_i and seen["mu_nu"][0] is b.maps_j
     for k in range(16):
