@@ -28,7 +28,8 @@ COCO17_NAMES = (
 _HIPS, _SHOULDERS, _EARS, _EYES = {11: 0.5, 12: 0.5}, {5: 0.5, 6: 0.5}, {3: 0.5, 4: 0.5}, {1: 0.5, 2: 0.5}
 
 
-def _comb(*terms) -> dict:
+def combine(*terms) -> dict:
+    """{keypoint: weight} of a weighted sum of such dicts: ``combine((w1, d1), (w2, d2))``."""
     out: dict = {}
     for w, d in terms:
         for k, v in d.items():
@@ -40,8 +41,8 @@ SH16_FROM_COCO17 = (
     {16: 1.0}, {14: 1.0}, {12: 1.0}, {11: 1.0}, {13: 1.0}, {15: 1.0},
     _HIPS,                                           # pelvis
     _SHOULDERS,                                      # thorax
-    _comb((0.5, _SHOULDERS), (0.5, _EARS)),          # upper neck
-    _comb((3.0, _EYES), (-2.0, {0: 1.0})),           # head top: eyes + 2 (eyes - nose)
+    combine((0.5, _SHOULDERS), (0.5, _EARS)),          # upper neck
+    combine((3.0, _EYES), (-2.0, {0: 1.0})),           # head top: eyes + 2 (eyes - nose)
     {10: 1.0}, {8: 1.0}, {6: 1.0}, {5: 1.0}, {7: 1.0}, {9: 1.0},
 )
 assert len(SH16_FROM_COCO17) == 16 and all(abs(sum(d.values()) - 1) < 1e-9 for d in SH16_FROM_COCO17)

