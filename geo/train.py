@@ -76,6 +76,7 @@ from geo import precision
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
 from geo.results import atomic_write
+from geo.safety import load_tensors
 
 VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
 TRAINED = ("AE", "SG", "SG+AUG", "DG+AUG")     # the variants the notebooks train
@@ -404,7 +405,7 @@ def read_checkpoint(path, device="cpu") -> dict:
     """The raw state of a checkpoint file; :class:`CheckpointError` naming it if unreadable."""
     p = Path(path)
     try:
-        state = torch.load(p, map_location=device, weights_only=False)
+        state = load_tensors(p, map_location=device)   # plain data only: a checkpoint never runs code
         if not isinstance(state, dict) or "config" not in state or "models" not in state:
             raise ValueError("not a geo training checkpoint")
         return state
