@@ -40,7 +40,7 @@ from geo import regress
 from geo.models import RegressorConfig
 from geo.commit import commit
 from geo.results import dumps, runs_dir, stamp
-from geo.safety import UnsafeFile, load_tensors
+from geo.safety import load_tensors
 from geo.weights import _sha
 
 SUFFIX = "regressor"
@@ -97,7 +97,7 @@ def _unblob(blob: bytes, where="regressor") -> regress.Fitted:
         xs = {k: (m.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (m, s) in obj["x_stats"].items()}
         ys = tuple(v.numpy().astype(np.float32) for v in obj["y_stats"])
         return regress.Fitted(reg.eval(), xs, ys, regress.FitConfig(**obj["fit"]))
-    except (UnsafeFile, TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:   # UnsafeFile is a ValueError
         raise WeightsError(f"{where}: not a geo.lift regressor ({type(e).__name__}: {str(e).splitlines()[0]}); "
                            "expected a file written by geo.lift.save") from e
 

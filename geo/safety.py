@@ -26,7 +26,8 @@ class UnsafeFile(ValueError):
 def load_tensors(src, where=None, map_location="cpu"):
     """``torch.load`` of ``src`` (a path or bytes) restricted to plain data
     (``weights_only=True``): a file whose unpickling would call anything else raises
-    :class:`UnsafeFile` naming ``where`` (default: ``src``)."""
+    :class:`UnsafeFile`, one that is no torch file at all ValueError, both naming
+    ``where`` (default: ``src``)."""
     import pickle
 
     import torch
@@ -40,6 +41,9 @@ def load_tensors(src, where=None, map_location="cpu"):
         # tensors and numbers (perhaps code), and is not loaded
         raise UnsafeFile(f"{where}: holds objects other than tensors, dicts, lists and numbers "
                          "(refused by torch.load(weights_only=True)); expected a file written by geo") from e
+    except (OSError, EOFError, RuntimeError, ValueError, IndexError, KeyError, TypeError) as e:
+        raise ValueError(f"{where}: not a torch file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         "expected a file written by geo") from e
 
 
 def confined(root, name, where=None) -> Path:

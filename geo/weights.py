@@ -197,11 +197,15 @@ def load_parts(variant: str, dir=None, device="cpu", parts=("phi",)) -> dict:
     for part in parts:
         if part not in have:
             raise WeightsError(f"{d}: {variant} has no part {part!r} (it has {sorted(have)})")
-        m = (Encoder if PARTS[part][1] == "encoder" else Decoder)(cfg.generator)
+        try:
+            m = (Encoder if PARTS[part][1] == "encoder" else Decoder)(cfg.generator)
+        except (TypeError, ValueError) as e:
+            raise WeightsError(f"{d / (stem(variant) + '.json')}: its config cannot build a {part} "
+                               f"({type(e).__name__}: {e})") from e
         try:
             sd = load_tensors(blobs[have[part]], d / have[part])
             m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-        except (UnsafeFile, RuntimeError, AttributeError) as e:   # another width, or not a state dict
+        except (ValueError, RuntimeError, AttributeError) as e:   # code, another width, or not a state dict
             raise WeightsError(f"{d / have[part]}: not the {part} state dict of the sidecar's config "
                                f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
         out[part] = m.to(device).eval()
