@@ -20,6 +20,7 @@ the caller's directory (papermill runs the notebooks from ``notebooks/``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -135,6 +136,7 @@ def train_command(a, data: str) -> int:
     group torchrun describes (if any) and train (:func:`geo.train.command`)."""
     from geo import distributed as D
     from geo import train as T
+    from geo.lock import Busy, hold
 
     if a.variant == "I_SG":
         raise UsageError("--variant I_SG: needs Human3.6M video frames, which no supported data has; "
@@ -153,6 +155,17 @@ def train_command(a, data: str) -> int:
         raise UsageError(f"--batch {cfg.batch}: the global batch does not split over WORLD_SIZE={world} ranks; "
                          f"expected a multiple of {world}")
     out = check_out(a.out)
+    with contextlib.ExitStack() as held:
+        if D.is_main():   # another process training in --out: refused before anything is read or loaded
+            try:
+                held.enter_context(hold(out))
+            except Busy as e:
+                raise UsageError(f"--out {e}") from e
+        return _train_in(a, T, D, cfg, data, out)
+
+
+def _train_in(a, T, D, cfg, data: str, out: Path) -> int:
+    """The rest of ``geo train``, with ``out`` held: its checkpoint checked, then training."""
     try:
         start = T.check_out(out, cfg, a.resume)
     except (ValueError, T.StaleCheckpoint, T.CheckpointError) as e:
@@ -240,9 +253,14 @@ def main(argv=None) -> int:
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
+    from geo.cache import StaleCache
     from geo.pipeline import run
 
-    return run(data, out, stages, a.profile, a.budget_s, a.commit)
+    try:
+        return run(data, out, stages, a.profile, a.budget_s, a.commit)
+    except StaleCache as e:   # raised before any work: OUT belongs to another run
+        print(f"geo: error: --out {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ from geo import precision
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
 from geo.results import atomic_write
+from geo.lock import hold
 from geo.safety import load_tensors
 
 VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
@@ -443,7 +444,17 @@ def _new_history() -> dict:
             "iou_step": [], "iou": []}
 
 
-def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
+def train(cfg: TrainConfig, source: PairSource, run_dir, *args, **kwargs):
+    """:func:`_train` (its docstring says what) with ``run_dir`` held by this process
+    (:func:`geo.lock.hold`; rank 0 under DDP): a second process training into the same
+    folder gets :class:`geo.lock.Busy` before any work, instead of both claiming last.pt."""
+    if not D.is_main():
+        return _train(cfg, source, run_dir, *args, **kwargs)
+    with hold(run_dir):
+        return _train(cfg, source, run_dir, *args, **kwargs)
+
+
+def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
           heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard",
           init: dict | None = None):
     """Train (or resume, or extend, or load) the configured variant in ``run_dir``

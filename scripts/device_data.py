@@ -68,6 +68,14 @@ def _unplanes(buf: bytes, dtype: str, shape) -> np.ndarray:
     return np.ascontiguousarray(b).reshape(-1).view(dt).reshape(shape)
 
 
+def _outside(dst: Path, src: Path) -> None:
+    """PackError unless ``dst`` lies outside the folder ``src``: a file written into the
+    data would change its identity (and be packed into the next pack)."""
+    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
+    if os.path.commonpath([real_src, real_dst]) == real_src:
+        raise PackError(f"{dst}: inside the data folder {src}; expected a path outside it")
+
+
 def pack(src, dst, preset: int = 6) -> dict:
     """Pack the folder ``src`` into the file ``dst`` (written atomically). Returns the header."""
     from geo.experiments import data_identity
@@ -76,6 +84,7 @@ def pack(src, dst, preset: int = 6) -> dict:
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise PackError(f"{src}: not a folder; expected a Human3.6M copy (e.g. the compact pack)")
+    _outside(dst, src)
     entries, payload = [], []
     for p in _files(src):
         name = p.relative_to(src).as_posix()
@@ -238,6 +247,7 @@ def stage(data, dst, weights=(), preset: int = 6) -> dict:
     data = Path(data)
     if not data.is_dir():
         raise PackError(f"{data}: not a folder; expected a Human3.6M copy")
+    _outside(dst, data)
     from geo.commit import temp_dir
     from geo.safety import UnsafeFile, confined
 
