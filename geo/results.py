@@ -13,7 +13,8 @@ Where results go (:func:`figures_dir`): ``out_dir`` of ``save_figure`` / ``save_
 given (the benchmarks write to ``benchmarks/results/``); else ``$GEO_FIGURES`` if set (tests
 point it at a temp folder); else by what the run is: the committed ``figures/`` only for a
 **full-profile run on a Human3.6M copy** (the results this repository publishes), and
-``runs/figures/<data>-<profile>/`` for every other run (quick profile, embedded default),
+``runs/figures/[<data key>/]<data>-<profile>/`` for every other run (quick profile,
+embedded default; the key, of the data's identity, keeps two copies of one name apart),
 so that no command a user runs overwrites a tracked result with toy numbers.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ def publishes(data, profile) -> bool:
 def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
     """The folder a result is written to (module docstring): ``out_dir``, else
     ``$GEO_FIGURES``, else ``figures/`` for a full run on Human3.6M, else
-    ``runs/figures/<data>-<profile>/`` (``prov`` gives data and profile)."""
+    ``runs/figures/[<data key>/]<data>-<profile>/`` (``prov`` gives data and profile;
+    :func:`data_key`)."""
     if out_dir is not None:
         d = Path(out_dir)
     elif os.environ.get("GEO_FIGURES"):
@@ -57,8 +59,25 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
         # the profile may come from a file (a precomputed JSON's meta): it names a folder
         # only when it is one plain name
         d = runs_dir() / "figures" / f"{tag or 'data'}-{plain_name(str(prov.meta.get('profile')), 'profile')}"
+        if tag != "embedded":   # two copies (/a/h36m, /b/h36m) never share a folder
+            d = d.parent / data_key(data) / d.name
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def data_key(data: str) -> str:
+    """8 hex digits that tell data apart in a folder name: of its identity
+    (``geo.experiments.data_identity``) when the path is here, else of the path (results
+    drawn from a run whose data lay elsewhere)."""
+    import hashlib
+
+    from geo.data import DataError
+    from geo.experiments import data_identity
+
+    try:
+        return data_identity(data)[:8]
+    except (DataError, OSError):
+        return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
 def runs_dir() -> Path:

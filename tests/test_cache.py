@@ -118,3 +118,18 @@ def test_pack_is_never_written_into_its_data(tmp_path):
     with pytest.raises(D.PackError, match="inside the data folder"):
         D.stage(tmp_path / "h36m", tmp_path / "h36m" / "c.xz", preset=0)
     assert sorted(p.name for p in (tmp_path / "h36m").iterdir()) == ["a.txt"]
+
+
+def test_two_copies_of_one_name_never_share_a_figures_folder(tmp_path, monkeypatch):
+    from geo.results import Provenance, figures_dir
+
+    monkeypatch.delenv("GEO_FIGURES", raising=False)
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    for copy, content in (("a", b"A"), ("b", b"B")):
+        (tmp_path / copy / "h36m").mkdir(parents=True)
+        (tmp_path / copy / "h36m" / "cameras.h5").write_bytes(content)
+    da, db = (figures_dir(prov=Provenance(str(tmp_path / c / "h36m"), "quick")) for c in ("a", "b"))
+    assert da != db and da.name == db.name == "h36m-quick"
+    (tmp_path / "c" / "h36m").mkdir(parents=True)                      # the same data at another path
+    (tmp_path / "c" / "h36m" / "cameras.h5").write_bytes(b"A")
+    assert figures_dir(prov=Provenance(str(tmp_path / "c" / "h36m"), "quick")) == da
