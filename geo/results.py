@@ -67,14 +67,18 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
 
 def data_key(data: str) -> str:
     """8 hex digits that tell data apart in a folder name: of its identity
-    (``geo.experiments.data_identity``) when the path is here, else of the path (results
-    drawn from a run whose data lay elsewhere)."""
+    (``geo.experiments.data_identity``) when the path holds a Human3.6M copy here, else
+    of the path (results drawn from a run whose data lay elsewhere). The data may be
+    named by a file (a precomputed JSON's meta), so only a Human3.6M layout is hashed,
+    never whatever folder it names."""
     import hashlib
 
     from geo.data import DataError
+    from geo.data.h36m import check_layout
     from geo.experiments import data_identity
 
     try:
+        check_layout(data)
         return data_identity(data)[:8]
     except (DataError, OSError):
         return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]

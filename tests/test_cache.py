@@ -128,8 +128,10 @@ def test_two_copies_of_one_name_never_share_a_figures_folder(tmp_path, monkeypat
     for copy, content in (("a", b"A"), ("b", b"B")):
         (tmp_path / copy / "h36m").mkdir(parents=True)
         (tmp_path / copy / "h36m" / "cameras.h5").write_bytes(content)
+        (tmp_path / copy / "h36m" / "poses_3d.npz").write_bytes(b"")
     da, db = (figures_dir(prov=Provenance(str(tmp_path / c / "h36m"), "quick")) for c in ("a", "b"))
     assert da != db and da.name == db.name == "h36m-quick"
     (tmp_path / "c" / "h36m").mkdir(parents=True)                      # the same data at another path
     (tmp_path / "c" / "h36m" / "cameras.h5").write_bytes(b"A")
+    (tmp_path / "c" / "h36m" / "poses_3d.npz").write_bytes(b"")
     assert figures_dir(prov=Provenance(str(tmp_path / "c" / "h36m"), "quick")) == da
