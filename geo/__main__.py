@@ -69,6 +69,19 @@ def check_out(out: str, arg: str = "--out") -> Path:
     return p
 
 
+def check_precomputed_folder(pre: Path, data: str, profile: str) -> None:
+    """Every stage JSON in ``pre`` that a notebook would draw, checked before papermill
+    starts (:func:`geo.experiments.check_precomputed`); UsageError naming it otherwise."""
+    from geo.experiments import check_precomputed
+
+    for stage in PRECOMPUTED.values():
+        if (pre / f"{stage}.json").exists():
+            try:
+                check_precomputed(pre / f"{stage}.json", stage, data, profile)
+            except (ValueError, KeyError) as e:
+                raise UsageError(f"--precomputed {e.args[0] if e.args else e}") from e
+
+
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     import papermill as pm
 
@@ -242,6 +255,7 @@ def main(argv=None) -> int:
                 if not any((pre / f"{s}.json").exists() for s in PRECOMPUTED.values()):
                     raise UsageError(f"--precomputed {pre}: holds none of "
                                      f"{sorted(s + '.json' for s in PRECOMPUTED.values())}")
+                check_precomputed_folder(pre, data, a.profile)
             return reproduce(data, a.profile, str(pre) if pre else None)
         stages = [s.strip() for s in a.stages.split(",") if s.strip()]
         bad = [s for s in stages if s not in STAGES]

@@ -350,15 +350,15 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
     return out
 
 
-def load_precomputed(path, key: str, data: str, profile: str):
-    """Results that ``python -m geo full-gpu`` wrote: (result, meta, data, profile), where
-    data/profile are those the results were computed with. Raises naming the file.
-
-    The file's ``meta.data`` and ``meta.profile`` say what the numbers are, never where
-    they go: the profile must be a plain name (it names a folder), and results that would
-    publish (``figures/``: full profile on Human3.6M) are refused unless this run, with
-    ``data`` and ``profile``, publishes too -- a quick or embedded run never overwrites
-    the tracked figures with numbers a JSON claims."""
+def check_precomputed(path, key: str, data: str, profile: str):
+    """(blob, meta, data, profile) of a ``python -m geo full-gpu`` JSON, after checking it
+    (the ``reproduce`` command does, before any notebook starts): a JSON object with a
+    ``key`` entry and a ``meta`` dict. Its ``meta.data`` and ``meta.profile`` say what the
+    numbers are, never where they go: the profile must be a plain name (it names a
+    folder), and results that would publish (``figures/``: full profile on Human3.6M)
+    are refused unless this run, with ``data`` and ``profile``, publishes too -- a quick
+    or embedded run never overwrites the tracked figures with numbers a JSON claims.
+    ValueError or KeyError naming the file otherwise."""
     import json
 
     from geo.results import publishes
@@ -386,6 +386,14 @@ def load_precomputed(path, key: str, data: str, profile: str):
         raise ValueError(f"{path}: computed with profile {used_profile!r} on {used_data!r}, results that go to the "
                          f"tracked figures/, but this run is profile {profile!r} on {data!r}; draw it with "
                          f"`reproduce --profile full --data PATH/TO/h36m`")
+    return blob, meta, used_data, used_profile
+
+
+def load_precomputed(path, key: str, data: str, profile: str):
+    """Results that ``python -m geo full-gpu`` wrote: (result, meta, data, profile), where
+    data/profile are those the results were computed with (:func:`check_precomputed`
+    first). Raises naming the file."""
+    blob, meta, used_data, used_profile = check_precomputed(path, key, data, profile)
     print(f"drawing from {path}: data {used_data}, profile {used_profile}, "
           f"computed on {meta.get('device')}, commit {meta.get('commit')}, {meta.get('wall_time_s')} s")
     return blob[key], meta, used_data, used_profile

@@ -420,11 +420,15 @@ def load_checkpoint(run_dir, device="cpu"):
     if not p.exists():
         return None
     state = read_checkpoint(p, device)
-    cfg = TrainConfig.from_dict(state["config"])
-    models = build(cfg, device)
-    for k, m in models.items():
-        m.load_state_dict(state["models"][k])
-        m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+    try:   # plain data, but perhaps not of this shape: named, not a raw TypeError/KeyError
+        cfg = TrainConfig.from_dict(state["config"])
+        models = build(cfg, device)
+        for k, m in models.items():
+            m.load_state_dict(state["models"][k])
+            m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{p}: not a checkpoint of this geo ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                              "delete it to start over") from e
     return cfg, models, state
 
 

@@ -130,6 +130,8 @@ def check_meta(meta, p) -> dict:
         bad("no 'files' object")
     if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("variant"), str):
         bad("no 'config' object or 'variant' name")
+    if not isinstance(meta.get("steps", 0), int) or not isinstance(meta.get("identity", ""), (str, type(None))):
+        bad(f"'steps' {meta.get('steps')!r} or 'identity' {meta.get('identity')!r} of the wrong type")
     for fn, f in meta["files"].items():
         try:
             confined(p.parent, fn, p)

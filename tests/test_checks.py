@@ -225,3 +225,34 @@ def test_an_image_that_decodes_to_gigapixels_is_refused_unread(tmp_path):
     (tmp_path / "big.png").write_bytes(_png_header(9000, 9000))   # under Pillow's limit, over ours
     with pytest.raises(wild.WildError, match="big.png: 9000 x 9000 pixels"):
         wild.read_image(tmp_path / "big.png")
+
+
+# ------------------------------------------------------------------------ files drawn or resumed
+def test_reproduce_checks_precomputed_json_before_any_notebook(capsys, tmp_path):
+    (tmp_path / "fig5.json").write_text(json.dumps({"fig5": {}, "meta": {"data": "/x/h36m", "profile": "full"}}))
+    _fails(capsys, ["reproduce", "--precomputed", str(tmp_path)], "--precomputed", "fig5.json", "tracked figures")
+    (tmp_path / "fig5.json").write_text(json.dumps({"fig5": {}, "meta": {"data": "embedded", "profile": "../x"}}))
+    _fails(capsys, ["reproduce", "--precomputed", str(tmp_path)], "fig5.json", "meta.profile")
+    (tmp_path / "fig5.json").write_text(json.dumps([1]))
+    _fails(capsys, ["reproduce", "--precomputed", str(tmp_path)], "fig5.json", "no 'fig5' entry")
+
+
+def test_checkpoint_of_plain_data_but_another_shape(tmp_path):
+    import torch
+
+    from geo.train import CheckpointError, load_checkpoint
+
+    torch.save({"config": {"variant": 3, "generator": []}, "models": {}}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt"):
+        load_checkpoint(tmp_path)
+
+
+def test_weight_sidecar_with_steps_of_the_wrong_type(tmp_path):
+    from geo.train import config_for
+    from geo.weights import WeightsError, find
+
+    cfg = config_for("SG", "quick")
+    (tmp_path / "SG.json").write_text(json.dumps({"variant": "SG", "config": {}, "steps": "many", "files": {
+        "SG.phi.pt": {"sha256": "0" * 64, "bytes": 3, "part": "phi"}}}))
+    with pytest.raises(WeightsError, match="SG.json.*steps"):
+        find(cfg, "embedded", tmp_path)
