@@ -2,8 +2,11 @@
 
 Two processes training into one folder would both write ``last.pt`` and both exit 0,
 one run silently lost. :func:`hold` takes ``<folder>/.lock`` with ``flock`` (released by
-the kernel when the process ends, however it ends: no stale lock after a kill); a second
-process gets :class:`Busy` naming the folder and the holder's pid, before it does any work.
+the kernel when the process ends, however it ends: no stale lock after a kill). A second
+process either gets :class:`Busy` naming the folder and the holder's pid, before it does
+any work (``geo train``), or, with ``wait=True``, waits for the first to finish and then
+finds its checkpoint (``geo.train.train``: parallel notebook parts that share a generator
+load it once it is trained, instead of training it twice into one file).
 """
 from __future__ import annotations
 
@@ -21,9 +24,9 @@ class Busy(RuntimeError):
 
 
 @contextlib.contextmanager
-def hold(folder, what: str = "run folder"):
-    """Hold ``folder``'s lock for the ``with`` block, or raise :class:`Busy` at once.
-    Re-entrant within one process."""
+def hold(folder, what: str = "run folder", wait: bool = False):
+    """Hold ``folder``'s lock for the ``with`` block; when another process holds it, raise
+    :class:`Busy` at once, or with ``wait`` say so and wait. Re-entrant within one process."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(folder)
@@ -41,8 +44,11 @@ def hold(folder, what: str = "run folder"):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "?"
-            raise Busy(f"{folder}: the {what} is in use by process {holder}; expected one process per "
-                       "folder (wait for it, or use another folder)") from None
+            if not wait:
+                raise Busy(f"{folder}: the {what} is in use by process {holder}; expected one process per "
+                           "folder (wait for it, or use another folder)") from None
+            print(f"{folder}: the {what} is in use by process {holder}; waiting for it", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

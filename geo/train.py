@@ -450,11 +450,12 @@ def _new_history() -> dict:
 
 def train(cfg: TrainConfig, source: PairSource, run_dir, *args, **kwargs):
     """:func:`_train` (its docstring says what) with ``run_dir`` held by this process
-    (:func:`geo.lock.hold`; rank 0 under DDP): a second process training into the same
-    folder gets :class:`geo.lock.Busy` before any work, instead of both claiming last.pt."""
-    if not D.is_main():
+    (:func:`geo.lock.hold`; rank 0 under DDP): a second process on the same folder waits
+    for the first and then continues or loads its checkpoint, instead of both writing
+    last.pt and one run being lost."""
+    if run_dir is None or not D.is_main():
         return _train(cfg, source, run_dir, *args, **kwargs)
-    with hold(run_dir):
+    with hold(run_dir, wait=True):
         return _train(cfg, source, run_dir, *args, **kwargs)
 
 

@@ -135,3 +135,30 @@ def test_two_copies_of_one_name_never_share_a_figures_folder(tmp_path, monkeypat
     (tmp_path / "c" / "h36m" / "cameras.h5").write_bytes(b"A")
     (tmp_path / "c" / "h36m" / "poses_3d.npz").write_bytes(b"")
     assert figures_dir(prov=Provenance(str(tmp_path / "c" / "h36m"), "quick")) == da
+
+
+def test_train_waits_for_another_process_on_its_folder(tmp_path, capsys):
+    """Library callers (notebook parts sharing a generator) wait for the holder, then
+    find its checkpoint; I_SG still says why it cannot train, without a folder."""
+    from geo.data import load
+    from geo.pairs import PairSource
+    from geo.train import NeedsImages, config_for, load_checkpoint, train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; sys.path.insert(0, sys.argv[2]); from geo.lock import hold\n"
+                               "with hold(sys.argv[1]):\n print('held', flush=True); time.sleep(3)",
+                               str(out), str(REPO)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        ds = load("embedded")
+        cfg = config_for("SG", "quick", steps=2, batch=4, generator=dict(width=4, points=8))
+        train(cfg, PairSource(ds, ds.train_subjects), out, progress=False)
+        assert f"in use by process {holder.pid}; waiting" in capsys.readouterr().out
+        assert holder.poll() is not None and load_checkpoint(out)[2]["step"] == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(NeedsImages):
+        train(config_for("I_SG", "quick"), None, None)
