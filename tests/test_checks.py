@@ -139,6 +139,18 @@ def test_original_layout_skips_dot_files_and_refuses_fifos_and_clashes(tmp_path)
         load_original(root)
 
 
+def test_pack_files_that_are_fifos_are_named(tmp_path):
+    root = write_pack(tmp_path / "pack")
+    (root / "poses_3d.npz").unlink()
+    os.mkfifo(root / "poses_3d.npz")
+    with pytest.raises(DataError, match="poses_3d.npz: not a regular file"):
+        load_pack(root)
+    (root / "cameras.h5").unlink()
+    os.mkfifo(root / "cameras.h5")
+    with pytest.raises(DataError, match="cameras.h5: not a regular file"):
+        load_cameras(root / "cameras.h5")
+
+
 def test_3dhp_npz_already_in_mm_is_refused(tmp_path):
     from geo.data.mpi_inf_3dhp import load_3dhp_mmpose
 

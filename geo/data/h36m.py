@@ -43,6 +43,8 @@ def _h5py():
 def load_cameras(path) -> dict[str, dict[str, Camera]]:
     """``cameras.h5`` -> {subject: {camera_id: Camera}}."""
     path = Path(path)
+    if path.exists() and not path.is_file():   # a FIFO or device would block or mislead h5py
+        raise DataError(f"{path}: not a regular file; expected the Human3.6M cameras.h5")
     if not path.is_file():
         raise DataError(f"{path}: file not found; expected the Human3.6M cameras.h5")
     h5py = _h5py()
@@ -122,6 +124,8 @@ def check_camera(cam: Camera, where: str, tol: float = 1e-3) -> Camera:
 
 def _load_npz(path):
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file; expected a numpy .npz archive")
     if not path.is_file():
         raise DataError(f"{path}: file not found; expected {LAYOUTS}")
     try:
