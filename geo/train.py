@@ -77,6 +77,8 @@ from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
 from geo.render import LINE_WIDTH
 from geo.results import atomic_write
+from geo.lock import hold
+from geo.safety import load_tensors
 
 VARIANTS = ("AE", "SG", "SG+AUG", "DG", "DG+AUG", "I_SG")
 TRAINED = ("AE", "SG", "SG+AUG", "DG+AUG")     # the variants the notebooks train
@@ -421,7 +423,7 @@ def read_checkpoint(path, device="cpu") -> dict:
     """The raw state of a checkpoint file; :class:`CheckpointError` naming it if unreadable."""
     p = Path(path)
     try:
-        state = torch.load(p, map_location=device, weights_only=False)
+        state = load_tensors(p, map_location=device)   # plain data only: a checkpoint never runs code
         if not isinstance(state, dict) or "config" not in state or "models" not in state:
             raise ValueError("not a geo training checkpoint")
         return state
@@ -435,11 +437,15 @@ def load_checkpoint(run_dir, device="cpu"):
     if not p.exists():
         return None
     state = read_checkpoint(p, device)
-    cfg = TrainConfig.from_dict(state["config"])
-    models = build(cfg, device)
-    for k, m in models.items():
-        m.load_state_dict(state["models"][k])
-        m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+    try:   # plain data, but perhaps not of this shape: named, not a raw TypeError/KeyError
+        cfg = TrainConfig.from_dict(state["config"])
+        models = build(cfg, device)
+        for k, m in models.items():
+            m.load_state_dict(state["models"][k])
+            m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{p}: not a checkpoint of this geo ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                              "delete it to start over") from e
     return cfg, models, state
 
 
@@ -459,7 +465,18 @@ def _new_history() -> dict:
             "iou_step": [], "iou": []}
 
 
-def train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
+def train(cfg: TrainConfig, source: PairSource, run_dir, *args, **kwargs):
+    """:func:`_train` (its docstring says what) with ``run_dir`` held by this process
+    (:func:`geo.lock.hold`; rank 0 under DDP): a second process on the same folder waits
+    for the first and then continues or loads its checkpoint, instead of both writing
+    last.pt and one run being lost."""
+    if run_dir is None or not D.is_main():
+        return _train(cfg, source, run_dir, *args, **kwargs)
+    with hold(run_dir, wait=True):
+        return _train(cfg, source, run_dir, *args, **kwargs)
+
+
+def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True, stop_after: int | None = None,
           heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard",
           init: dict | None = None):
     """Train (or resume, or extend, or load) the configured variant in ``run_dir``

@@ -11,8 +11,11 @@ A variant's set lives in one folder (default ``weights/`` at the repository root
                     identity hash, steps, held-out IoU, history, data, device, commit
 
 Each ``.pt`` is a state dict with floating tensors in bf16 (``torch.save``), at most
-:data:`MAX_BYTES` (16 MiB; a width-32 encoder is about 12 MB). Files are written
-atomically and the sidecar last. :func:`load` checks every file's sha256 against the
+:data:`MAX_BYTES` (16 MiB; a width-32 encoder is about 12 MB). A set is written as one
+(:func:`geo.commit.commit`: every file complete under a temp name before any is renamed,
+the sidecar last), so a failed save leaves the previous set loadable. The sidecar is
+checked before use: the files it lists must be plain names in its folder
+(:func:`geo.safety.confined`) of at most :data:`MAX_BYTES`. :func:`load` checks every file's sha256 against the
 sidecar before reading it; :func:`load` returns float32 generators in eval mode
 (``load(v)["phi_psi"].encoder`` is phi), :func:`load_parts` single parts. A mismatch
 raises :class:`WeightsError` naming the file.
@@ -29,7 +32,9 @@ from pathlib import Path
 import torch
 
 from geo.models import Decoder, Encoder
-from geo.results import REPO, atomic_write, dumps, stamp
+from geo.commit import commit
+from geo.results import REPO, dumps, stamp
+from geo.safety import UnsafeFile, confined, load_tensors
 from geo.train import TrainConfig, identity_hash
 
 PARTS = {"phi": ("phi_psi", "encoder"), "psi": ("phi_psi", "decoder"),
@@ -82,7 +87,7 @@ def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *
         data_id = data_identity(data) if data is not None else ""
     d = weights_dir(dir)
     name = stem(cfg.variant)
-    files, out = {}, []
+    blobs = {}
     for part, (gen, half) in PARTS.items():
         if gen not in models or (parts is not None and part not in parts):
             continue
@@ -90,27 +95,61 @@ def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *
               for k, v in getattr(models[gen], half).state_dict().items()}
         buf = io.BytesIO()
         torch.save(sd, buf)
-        blob = buf.getvalue()
         fn = f"{name}.{part}.pt"
-        check_size(d / fn, blob)
-        out.append(atomic_write(d / fn, blob))
-        files[fn] = {"sha256": _sha(blob), "bytes": len(blob), "part": part}
-    meta = {"variant": cfg.variant, "files": files, "dtype": "bfloat16", "config": asdict(cfg),
+        check_size(d / fn, buf.getvalue())
+        blobs[part] = (d / fn, buf.getvalue())
+    meta = {"variant": cfg.variant, "dtype": "bfloat16", "config": asdict(cfg),
             "identity": identity_hash(cfg, data_id), "data": data, "data_identity": data_id, "steps": steps,
             "heldout_iou": heldout_iou, "history": history, **extra, **stamp()}
-    out.append(atomic_write(d / f"{name}.json", dumps(meta)))
-    return out
+    dumps(meta)   # a meta that cannot be serialised stops the save before anything is written
+
+    def sidecar(hashes: dict) -> str:
+        files = {p.name: {**hashes[p.name], "part": part} for part, (p, _) in blobs.items()}
+        return dumps({"variant": meta["variant"], "files": files, **meta})
+
+    return commit({p: b for p, b in blobs.values()}, d / f"{name}.json", sidecar)
 
 
 def read_meta(variant: str, dir=None) -> dict | None:
-    """The sidecar of ``variant`` in ``dir``, or None when there is none."""
+    """The sidecar of ``variant`` in ``dir``, or None when there is none; WeightsError
+    naming it when it is not a sidecar (:func:`check_meta`)."""
     p = weights_dir(dir) / f"{stem(variant)}.json"
     if not p.exists():
         return None
     try:
-        return json.loads(p.read_text())
+        return check_meta(json.loads(p.read_text()), p)
     except ValueError as e:
         raise WeightsError(f"{p}: unreadable sidecar ({e})") from e
+
+
+def check_meta(meta, p) -> dict:
+    """``meta`` when it has the shape :func:`save` writes (a dict with a ``variant``, a
+    ``config`` dict and ``files``: {plain name: {"sha256", "bytes" <= MAX_BYTES, "part"}});
+    else WeightsError naming the sidecar ``p`` and what was expected."""
+    def bad(what):
+        raise WeightsError(f"{p}: {what}; expected a geo.weights sidecar "
+                           '({"variant", "config", "files": {name: {"sha256", "bytes", "part"}}})')
+
+    if not isinstance(meta, dict):
+        bad(f"a JSON {type(meta).__name__}, not an object")
+    if not isinstance(meta.get("files"), dict) or not meta["files"]:
+        bad("no 'files' object")
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("variant"), str):
+        bad("no 'config' object or 'variant' name")
+    if not isinstance(meta.get("steps", 0), int) or not isinstance(meta.get("identity", ""), (str, type(None))):
+        bad(f"'steps' {meta.get('steps')!r} or 'identity' {meta.get('identity')!r} of the wrong type")
+    for fn, f in meta["files"].items():
+        try:
+            confined(p.parent, fn, p)
+        except UnsafeFile as e:
+            raise WeightsError(str(e)) from e
+        if "/" in fn:
+            bad(f"file {fn!r} is not in the sidecar's own folder")
+        if not (isinstance(f, dict) and isinstance(f.get("sha256"), str) and f.get("part") in PARTS
+                and isinstance(f.get("bytes"), int) and 0 <= f["bytes"] <= MAX_BYTES):
+            bad(f"entry {fn!r} is {f!r}, not {{'sha256', 'bytes' (at most {MAX_BYTES}), "
+                f"'part' of {sorted(PARTS)}}}")
+    return meta
 
 
 def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
@@ -118,7 +157,13 @@ def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
     if fn not in meta["files"]:
         raise WeightsError(f"{p}: not listed in {d / (stem(meta['variant']) + '.json')}")
     try:
+        p = confined(d, fn, d / f"{stem(meta['variant'])}.json")
+        size = p.stat().st_size
+        if size > MAX_BYTES or not p.is_file():   # before reading: a listed file is never read unbounded
+            raise WeightsError(f"{p}: {size} bytes, not a weights file of at most {MAX_BYTES} bytes; not read")
         blob = p.read_bytes()
+    except UnsafeFile as e:
+        raise WeightsError(str(e)) from e
     except OSError as e:
         raise WeightsError(f"{p}: cannot read ({e})") from e
     want = meta["files"][fn]["sha256"]
@@ -126,6 +171,14 @@ def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
         raise WeightsError(f"{p}: sha256 {_sha(blob)[:16]}... does not match the sidecar's {want[:16]}...; "
                            "the file was changed or damaged, refusing to load it")
     return blob
+
+
+def _config(meta: dict, p) -> TrainConfig:
+    """The TrainConfig of a sidecar; WeightsError naming it when the fields do not fit."""
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise WeightsError(f"{p}: 'config' is not a geo.train.TrainConfig ({type(e).__name__}: {e})") from e
 
 
 def load(variant: str, dir=None, device="cpu", parts="all") -> dict:
@@ -147,14 +200,22 @@ def load_parts(variant: str, dir=None, device="cpu", parts=("phi",)) -> dict:
     have = {f["part"]: fn for fn, f in meta["files"].items()}
     parts = tuple(have) if parts == "all" else tuple(parts)
     blobs = {fn: _read_verified(d, fn, meta) for fn in meta["files"]}   # all files, not only those asked
-    cfg = TrainConfig.from_dict(meta["config"])
+    cfg = _config(meta, d / f"{stem(variant)}.json")
     out = {}
     for part in parts:
         if part not in have:
             raise WeightsError(f"{d}: {variant} has no part {part!r} (it has {sorted(have)})")
-        m = (Encoder if PARTS[part][1] == "encoder" else Decoder)(cfg.generator)
-        sd = torch.load(io.BytesIO(blobs[have[part]]), map_location="cpu", weights_only=True)
-        m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        try:
+            m = (Encoder if PARTS[part][1] == "encoder" else Decoder)(cfg.generator)
+        except (TypeError, ValueError) as e:
+            raise WeightsError(f"{d / (stem(variant) + '.json')}: its config cannot build a {part} "
+                               f"({type(e).__name__}: {e})") from e
+        try:
+            sd = load_tensors(blobs[have[part]], d / have[part])
+            m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        except (ValueError, RuntimeError, AttributeError) as e:   # code, another width, or not a state dict
+            raise WeightsError(f"{d / have[part]}: not the {part} state dict of the sidecar's config "
+                               f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
         out[part] = m.to(device).eval()
     return out
 
@@ -165,7 +226,7 @@ def load_generators(variant: str, dir=None, device="cpu", parts="all"):
 
     parts = load_parts(variant, dir, device, parts)
     meta = read_meta(variant, dir)
-    cfg = TrainConfig.from_dict(meta["config"])
+    cfg = _config(meta, weights_dir(dir) / f"{stem(variant)}.json")
     models = {}
     for gen, (enc, dec) in (("phi_psi", ("phi", "psi")), ("mu_nu", ("mu", "nu"))):
         if enc in parts:

@@ -145,6 +145,28 @@ def version() -> str | None:
     return None
 
 
+MAX_PIXELS = 64_000_000   # 8000 x 8000: a photo; more is a decompression bomb (20000^2 px: 1.2 GB of BGR)
+
+
+def check_pixels(raw: np.ndarray, p) -> None:
+    """WildError naming ``p`` when its header declares more than :data:`MAX_PIXELS`, read
+    from the header alone (Pillow, lazily) before anything is decoded; a format Pillow
+    does not know is left to OpenCV."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw.tobytes())) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as e:   # Pillow's own limit, above ours
+        raise WildError(f"{p}: {e}; expected an image of at most {MAX_PIXELS / 1e6:.0f} megapixels") from e
+    except (UnidentifiedImageError, OSError, ValueError):
+        return
+    if w * h > MAX_PIXELS:
+        raise WildError(f"{p}: {w} x {h} pixels; expected an image of at most {MAX_PIXELS / 1e6:.0f} megapixels")
+
+
 def read_image(path) -> np.ndarray:
     """An image file -> (H, W, 3) uint8 BGR; :class:`WildError` naming the file when it is
     missing, unreadable or not an image."""
@@ -159,6 +181,7 @@ def read_image(path) -> np.ndarray:
         raw = np.fromfile(p, np.uint8)
     except OSError as e:
         raise WildError(f"{p}: cannot read ({e.strerror or e}); expected a readable image file") from e
+    check_pixels(raw, p)
     img = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
     if img is None:
         raise WildError(f"{p}: not a decodable image ({raw.size} bytes); expected an image "

@@ -34,7 +34,6 @@ import lzma
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a bare checkout too
 
 FORMAT = "geo-device-data/1"
+MAX_WEIGHT_BYTES = 16 << 20   # geo.weights.MAX_BYTES: no committed weight file is larger
 
 
 class PackError(ValueError):
@@ -68,6 +68,14 @@ def _unplanes(buf: bytes, dtype: str, shape) -> np.ndarray:
     return np.ascontiguousarray(b).reshape(-1).view(dt).reshape(shape)
 
 
+def _outside(dst: Path, src: Path) -> None:
+    """PackError unless ``dst`` lies outside the folder ``src``: a file written into the
+    data would change its identity (and be packed into the next pack)."""
+    real_src, real_dst = os.path.realpath(src), os.path.realpath(dst)
+    if os.path.commonpath([real_src, real_dst]) == real_src:
+        raise PackError(f"{dst}: inside the data folder {src}; expected a path outside it")
+
+
 def pack(src, dst, preset: int = 6) -> dict:
     """Pack the folder ``src`` into the file ``dst`` (written atomically). Returns the header."""
     from geo.experiments import data_identity
@@ -76,6 +84,7 @@ def pack(src, dst, preset: int = 6) -> dict:
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise PackError(f"{src}: not a folder; expected a Human3.6M copy (e.g. the compact pack)")
+    _outside(dst, src)
     entries, payload = [], []
     for p in _files(src):
         name = p.relative_to(src).as_posix()
@@ -105,29 +114,102 @@ def pack(src, dst, preset: int = 6) -> dict:
     return header
 
 
+MAX_HEADER = 16 << 20      # the header of the shared pack plus weights is a few KB
+MAX_UNPACKED = 1 << 30     # what a lease can carry (64 MiB compressed) unpacks to far less
+
+
+def _inflate(dec: lzma.LZMADecompressor, f, n: int, src) -> bytes:
+    """The next ``n`` bytes of the xz stream ``f`` (never more in memory: a small file
+    that would decompress to gigabytes is stopped at ``n``); PackError naming ``src``."""
+    out = bytearray()
+    try:
+        while len(out) < n:
+            if dec.needs_input:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+            else:
+                chunk = b""
+            out += dec.decompress(chunk, max_length=n - len(out))
+            if dec.eof:
+                break
+    except lzma.LZMAError as e:
+        raise PackError(f"{src}: cannot read as xz ({e}); expected a file made by `device_data.py pack`") from e
+    return bytes(out)
+
+
+def _check_header(header, src, root: Path) -> int:
+    """The total payload bytes ``header`` declares, after checking every entry: a plain
+    name inside ``root`` (:func:`geo.safety.confined`), sizes that are counts; PackError
+    naming ``src`` otherwise, before anything is written."""
+    from geo.safety import UnsafeFile, confined
+
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise PackError(f"{src}: format {got!r}; expected {FORMAT!r}")
+    files = header.get("files")
+    if not isinstance(files, list) or not isinstance(header.get("identity"), str):
+        raise PackError(f"{src}: the header has no 'files' list or 'identity'; expected a file made by `pack`")
+    total, names = 0, set()
+    for e in files:
+        try:
+            confined(root, e["name"], src)
+            if e["name"] in names:
+                raise PackError(f"{src}: {e['name']!r} is listed twice")
+            names.add(e["name"])
+            if e["kind"] == "bytes":
+                ok = isinstance(e["size"], int) and e["size"] >= 0 and e.get("stride", 1) in (1, 2)
+                total += e["size"] if ok else 0
+            else:
+                ok = e["kind"] == "npz" and all(
+                    isinstance(k, str) and isinstance(nb, int) and nb >= 0 and isinstance(shape, list)
+                    and np.dtype(dt).itemsize * int(np.prod(shape, dtype=np.int64)) == nb
+                    and not np.dtype(dt).hasobject for k, dt, shape, nb in e["arrays"])
+                total += sum(a[3] for a in e["arrays"]) if ok else 0
+        except UnsafeFile as err:
+            raise PackError(str(err)) from err
+        except (KeyError, TypeError, ValueError) as err:
+            raise PackError(f"{src}: header entry {str(e)[:200]} is malformed ({type(err).__name__}: {err})") from err
+        if not ok:
+            raise PackError(f"{src}: header entry {str(e)[:200]} has bad sizes; expected byte counts")
+        if total > MAX_UNPACKED:
+            raise PackError(f"{src}: declares more than {MAX_UNPACKED >> 20} MiB of data; refused")
+    return total
+
+
 def unpack(src, out) -> Path:
     """Unpack ``src`` (made by :func:`pack`) into the folder ``out``, which must not exist
-    or be empty; checks the identity. The folder appears complete or not at all."""
+    or be empty; checks the identity. The header is checked before anything is written
+    (names stay inside ``out``, at most :data:`MAX_UNPACKED` bytes declared) and at most
+    what it declares is decompressed. The folder appears complete or not at all."""
+    from geo.commit import temp_dir
     from geo.experiments import data_identity
 
     src, out = Path(src), Path(out)
+    dec = lzma.LZMADecompressor()
     try:
-        raw = lzma.decompress(src.read_bytes())
-    except (OSError, lzma.LZMAError) as e:
-        raise PackError(f"{src}: cannot read as xz ({e}); expected a file made by `device_data.py pack`") from e
-    n = int.from_bytes(raw[:8], "little")
-    try:
-        header = json.loads(raw[8:8 + n])
-    except ValueError as e:
-        raise PackError(f"{src}: no header ({e}); expected a file made by `device_data.py pack`") from e
-    if header.get("format") != FORMAT:
-        raise PackError(f"{src}: format {header.get('format')!r}; expected {FORMAT!r}")
+        f = open(src, "rb")
+    except OSError as e:
+        raise PackError(f"{src}: cannot read ({e.strerror or e}); expected a file made by `device_data.py pack`") from e
+    with f:
+        n = int.from_bytes(_inflate(dec, f, 8, src).ljust(8, b"\0"), "little")
+        if not 0 < n <= MAX_HEADER:
+            raise PackError(f"{src}: header length {n}; expected a file made by `device_data.py pack`")
+        try:
+            header = json.loads(_inflate(dec, f, n, src))
+        except ValueError as e:
+            raise PackError(f"{src}: no header ({e}); expected a file made by `device_data.py pack`") from e
+        total = _check_header(header, src, out)
+        raw = _inflate(dec, f, total + 1, src)   # one byte more than declared: a longer payload is corrupt
+    if len(raw) != total:
+        raise PackError(f"{src}: payload of {len(raw)}{'+' if len(raw) > total else ''} bytes, the header declares "
+                        f"{total}; the file is corrupt")
     if out.exists() and any(out.iterdir()):
         raise PackError(f"{out}: exists and is not empty; expected a new folder to unpack into")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.partial-", dir=out.parent))  # no dot: data_identity skips those
+    work = temp_dir(out)   # swept if this process is killed
+    tmp = work / "data"    # no dot in its own name: data_identity skips those
     try:
-        pos = 8 + n
+        pos = 0
         for e in header["files"]:
             path = tmp / e["name"]
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +226,6 @@ def unpack(src, out) -> Path:
             buf = io.BytesIO()
             np.savez(buf, **arrays)
             path.write_bytes(buf.getvalue())
-        if pos != len(raw):
-            raise PackError(f"{src}: {len(raw) - pos} bytes left over; the file is corrupt")
         got = data_identity(str(tmp))
         if got != header["identity"]:
             raise PackError(f"{src}: unpacked data has identity {got[:12]}, packed {header['identity'][:12]}; corrupt")
@@ -154,8 +234,7 @@ def unpack(src, out) -> Path:
             out.rmdir()
         os.replace(tmp, out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return out
 
 
@@ -168,23 +247,37 @@ def stage(data, dst, weights=(), preset: int = 6) -> dict:
     data = Path(data)
     if not data.is_dir():
         raise PackError(f"{data}: not a folder; expected a Human3.6M copy")
-    with tempfile.TemporaryDirectory(prefix="geo-lease-") as t:
-        root = Path(t) / "carried"
+    _outside(dst, data)
+    from geo.commit import temp_dir
+    from geo.safety import UnsafeFile, confined
+
+    dst = Path(dst)
+    work = temp_dir(dst)   # beside dst, swept if this process is killed (not left in /tmp)
+    try:
+        root = work / "carried"
         shutil.copytree(data, root / "h36m", ignore=shutil.ignore_patterns(".*"))
         for stem in weights:
             side = weights_dir() / f"{stem}.json"
             if not side.is_file():
                 raise PackError(f"{side}: not found; expected committed weights (geo.weights)")
             try:   # the sidecar and the files it lists (not e.g. the regressor heads beside them)
-                files = [side] + [weights_dir() / fn for fn in json.loads(side.read_text())["files"]]
+                listed = json.loads(side.read_text())["files"]
+                files = [side] + [confined(weights_dir(), fn, side) for fn in listed]
+            except UnsafeFile as e:
+                raise PackError(str(e)) from e
             except (ValueError, KeyError, TypeError) as e:
                 raise PackError(f"{side}: no 'files' list ({e}); expected a geo.weights sidecar") from e
             (root / "weights").mkdir(exist_ok=True)
             for f in files:
                 if not f.is_file():
                     raise PackError(f"{f}: listed in {side.name} but missing")
+                if "/" in f.relative_to(weights_dir()).as_posix() or f.stat().st_size > MAX_WEIGHT_BYTES:
+                    raise PackError(f"{f}: listed in {side.name}, but not a weights file of at most "
+                                    f"{MAX_WEIGHT_BYTES >> 20} MiB beside it; not staged")
                 shutil.copy2(f, root / "weights" / f.name)
         return pack(root, dst, preset)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,14 @@ mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" GEO_COMMIT="$COMMIT"
 export GEO_RUNS="$WORK/runs"
 if [ -f "$DATA" ] && [ "${DATA%.xz}" != "$DATA" ]; then
-  [ -d "$WORK/carried" ] || "$PY" "$HERE/scripts/device_data.py" unpack "$DATA" "$WORK/carried" 2>&1 | tee -a "$WORK/log.txt"
+  # carried/ is reused only for the very file it was unpacked from (its sha256 beside it)
+  SUM=$(sha256sum "$DATA" | cut -d' ' -f1)
+  if [ -d "$WORK/carried" ] && [ "$(cat "$WORK/carried.sha256" 2>/dev/null)" != "$SUM" ]; then
+    echo "$WORK/carried was unpacked from another file; unpacking $DATA again" | tee -a "$WORK/log.txt"
+    rm -rf "$WORK/carried" "$WORK/carried.sha256"
+  fi
+  [ -d "$WORK/carried" ] || { "$PY" "$HERE/scripts/device_data.py" unpack "$DATA" "$WORK/carried" 2>&1 | tee -a "$WORK/log.txt"
+                              [ -d "$WORK/carried" ] && echo "$SUM" > "$WORK/carried.sha256"; }
   [ -d "$WORK/carried" ] || { echo "could not unpack $DATA" | tee -a "$WORK/log.txt"; exit 2; }
   if [ -d "$WORK/carried/weights" ]; then
     WDIR=${GEO_WEIGHTS:-$HERE/weights}
@@ -57,7 +64,9 @@ rc=${PIPESTATUS[0]}
 # them out, e.g. on a second command whose first already brought them back), results in
 # one tar.
 [ "${GEO_NO_WEIGHTS:-0}" = 1 ] || cp "$WORK"/weights/*.pt "$OUT"/ 2>/dev/null
-(cd "$WORK" && tar -cf "$OUT/results.tar" --exclude=runs --exclude='*.pt' --exclude=log.txt .)
+# never the carried data (licensed) nor half-made folders and temp files
+(cd "$WORK" && tar -cf "$OUT/results.tar" --exclude=runs --exclude='*.pt' --exclude=log.txt --exclude=./carried \
+   --exclude=carried.sha256 --exclude='*.partial-*' --exclude='.*.tmp' .)
 cp "$WORK/log.txt" "$OUT/log.txt"
 ls -la "$OUT"
 exit "$rc"

@@ -152,3 +152,31 @@ def test_cli_with_the_estimator(committed, shared_data, tmp_path, capsys):
     for p in imgs[:2]:
         r = json.loads((tmp_path / "o" / f"{p.stem}.json").read_text())
         assert r["source_2d"].startswith("MediaPipe") and np.array(r["joints_3d_mm"]["xyz"]).shape == (17, 3)
+
+
+def test_a_write_error_costs_one_image_and_same_names_get_their_own_outputs(committed, mpii, tmp_path, capsys,
+                                                                            monkeypatch):
+    """A failed write is reported for its image and the batch goes on; two inputs of one
+    file name in different folders write to different outputs."""
+    d, _ = mpii
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / MPII[0]).write_bytes((d / MPII[0]).read_bytes())
+    real, calls = L.commit, []
+
+    def full_disk_once(parts, side, make):
+        calls.append(side)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(parts, side, make)
+
+    monkeypatch.setattr(L, "commit", full_disk_once)
+    failed = L.lift_images([d / MPII[1], d / MPII[0], other / MPII[0]], tmp_path / "out",
+                           annotations=d / "test_mpii.json", progress=False)
+    err = capsys.readouterr().err
+    assert failed == 1 and f"{MPII[1]}: cannot write" in err and "No space left" in err, err
+    stem = MPII[0][:-4]
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {f"{stem}.json", f"{stem}.png", f"{stem}-2.json", f"{stem}-2.png"} <= names, names
+    assert not [n for n in names if n.startswith(MPII[1][:-4])]
+    assert json.loads((tmp_path / "out" / f"{stem}-2.json").read_text())["image"] == str(other / MPII[0])

@@ -68,9 +68,15 @@ class Dataset:
                        tuple(s for s in self.test_subjects if s in subjects))
 
 
-def check_array(a: np.ndarray, shape_tail: tuple, where: str, what: str) -> np.ndarray:
-    """Validate a pose array: trailing shape and finite values (as float32, the type it is
-    returned in). Names ``where`` on error."""
+MAX_ABS = 1e5
+"""The largest magnitude a loaded pose coordinate may have, in its unit (mm or px): 100 m,
+or 100000 px. Finite values beyond it (1e30) are not a recording but a broken file."""
+
+
+def check_array(a: np.ndarray, shape_tail: tuple, where: str, what: str, bound: float | None = None) -> np.ndarray:
+    """Validate a pose array: trailing shape, finite values (as float32, the type it is
+    returned in) and, given ``bound``, magnitudes of at most ``bound`` (the loaders pass
+    :data:`MAX_ABS` for mm or px, 100 for metres). Names ``where`` on error."""
     a = np.asarray(a)
     if a.ndim != len(shape_tail) + 1 or tuple(a.shape[1:]) != tuple(shape_tail):
         raise DataError(f"{where}: expected {what} of shape (T, {', '.join(map(str, shape_tail))}), got {a.shape}")
@@ -84,7 +90,32 @@ def check_array(a: np.ndarray, shape_tail: tuple, where: str, what: str) -> np.n
         big = int(np.count_nonzero(np.isfinite(a) & ~np.isfinite(a32)))
         why = f" ({big} of them finite values beyond float32's range, ±3.4e38)" if big else ""
         raise DataError(f"{where}: {what} contains {bad} NaN/inf values{why}")
+    peak = float(np.abs(a32).max()) if a32.size else 0.0
+    if bound is not None and peak > bound:
+        raise DataError(f"{where}: {what} has values up to {peak:.4g}; expected magnitudes of at most {bound:g}")
     return a32
+
+
+def require_frames(seqs: dict, where) -> None:
+    """DataError naming ``where`` when no sequence of ``seqs`` ({subject: {action:
+    Sequence}}) has a frame: training and the experiments need some."""
+    if not any(len(q) for acts in seqs.values() for q in acts.values()):
+        raise DataError(f"{where}: every sequence has zero frames; expected poses with at least one frame")
+
+
+def data_files(folder, pattern: str) -> list[Path]:
+    """The files of ``folder`` matching ``pattern``, sorted; names starting with a dot
+    (macOS ``._Walking 1.h5``, editors' temp files) are left out, as
+    ``geo.experiments.data_identity`` leaves them out. A match that is not a regular file
+    (a FIFO, a device) raises DataError naming it: opening one would hang or mislead."""
+    out = []
+    for p in sorted(Path(folder).glob(pattern)):
+        if p.name.startswith("."):
+            continue
+        if not p.is_file():
+            raise DataError(f"{p}: not a regular file; expected a data file")
+        out.append(p)
+    return out
 
 
 MAX_LAG_S = 0.3

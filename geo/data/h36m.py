@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from geo.cameras import H36M_CAMERA_IDS, Camera
-from geo.data import Dataset, DataError, Sequence, check_alignment, check_array, require_dir
+from geo.data import (MAX_ABS, Dataset, DataError, Sequence, check_alignment, check_array, data_files,
+                      require_dir, require_frames)
 
 H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
@@ -42,6 +43,8 @@ def _h5py():
 def load_cameras(path) -> dict[str, dict[str, Camera]]:
     """``cameras.h5`` -> {subject: {camera_id: Camera}}."""
     path = Path(path)
+    if path.exists() and not path.is_file():   # a FIFO or device would block or mislead h5py
+        raise DataError(f"{path}: not a regular file; expected the Human3.6M cameras.h5")
     if not path.is_file():
         raise DataError(f"{path}: file not found; expected the Human3.6M cameras.h5")
     h5py = _h5py()
@@ -57,26 +60,48 @@ def load_cameras(path) -> dict[str, dict[str, Camera]]:
                 continue
             out[s] = {}
             for i in range(1, 5):
+                where = f"{path}: subject{s[1:]}/camera{i}"
                 try:
                     c = g[f"camera{i}"]
-                    name = "".join(chr(int(v)) for v in np.asarray(c["Name"][()]).ravel())
-                    R = np.asarray(c["R"][()], np.float64).T
-                    cam = Camera(id=name or H36M_CAMERA_IDS[i - 1], R=R,
-                                 T=np.asarray(c["T"][()], np.float64).ravel(),
-                                 f=np.asarray(c["f"][()], np.float64).ravel(),
-                                 c=np.asarray(c["c"][()], np.float64).ravel(),
-                                 k=np.asarray(c["k"][()], np.float64).ravel(),
-                                 p=np.asarray(c["p"][()], np.float64).ravel(),
-                                 size=(1000, 1002) if name == "55011271" else (1000, 1000))
+                    v = {k: _dataset(c, k, where) for k in ("R", "T", "f", "c", "k", "p", "Name")}
                 except KeyError as e:
-                    raise DataError(f"{path}: subject{s[1:]}/camera{i} lacks {e}; expected R, T, f, c, k, p, Name") from e
-                if cam.R.shape != (3, 3) or cam.T.shape != (3,) or cam.f.shape != (2,):
-                    raise DataError(f"{path}: subject{s[1:]}/camera{i} has malformed R/T/f")
-                check_camera(cam, f"{path}: subject{s[1:]}/camera{i} ({cam.id})")
+                    raise DataError(f"{where} lacks {e}; expected R, T, f, c, k, p, Name") from e
+                name = _camera_name(v["Name"], where)
+                cam = Camera(id=name or H36M_CAMERA_IDS[i - 1], R=v["R"].T, T=v["T"].ravel(), f=v["f"].ravel(),
+                             c=v["c"].ravel(), k=v["k"].ravel(), p=v["p"].ravel(),
+                             size=(1000, 1002) if name == "55011271" else (1000, 1000))
+                shapes = {"R": (3, 3), "T": (3,), "f": (2,), "c": (2,), "k": (3,), "p": (2,)}
+                bad = {k: getattr(cam, k).shape for k, want in shapes.items() if getattr(cam, k).shape != want}
+                if bad:
+                    raise DataError(f"{where} has malformed {', '.join(bad)} (shapes {bad}); expected "
+                                    f"{', '.join(f'{k} {v}' for k, v in shapes.items())}")
+                check_camera(cam, f"{where} ({cam.id})")
                 out[s][cam.id] = cam
     if not out:
         raise DataError(f"{path}: no subject{{1,5,6,7,8,9,11}} groups; expected the Human3.6M cameras.h5")
     return out
+
+
+def _dataset(group, key: str, where: str) -> np.ndarray:
+    """The numeric array ``group[key]``; DataError naming ``where`` when it is a group or
+    holds no numbers (KeyError when it is absent)."""
+    h5py = _h5py()
+    d = group[key]
+    if not isinstance(d, h5py.Dataset):
+        raise DataError(f"{where}/{key} is an HDF5 {type(d).__name__}; expected a numeric dataset")
+    a = np.asarray(d[()])
+    if not np.issubdtype(a.dtype, np.number):
+        raise DataError(f"{where}/{key} has dtype {a.dtype}; expected numbers")
+    return a.astype(np.float64)
+
+
+def _camera_name(codes: np.ndarray, where: str) -> str:
+    """A camera id stored as character codes (``Name``): printable ASCII, else DataError."""
+    codes = codes.ravel()
+    if not (np.all(np.isfinite(codes)) and np.all(codes == np.round(codes)) and np.all((codes >= 32) & (codes < 127))):
+        raise DataError(f"{where}/Name holds {codes[:12].tolist()}; expected character codes of a camera id "
+                        "(printable ASCII, e.g. '54138969')")
+    return "".join(chr(int(v)) for v in codes)
 
 
 def check_camera(cam: Camera, where: str, tol: float = 1e-3) -> Camera:
@@ -99,6 +124,8 @@ def check_camera(cam: Camera, where: str, tol: float = 1e-3) -> Camera:
 
 def _load_npz(path):
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file; expected a numpy .npz archive")
     if not path.is_file():
         raise DataError(f"{path}: file not found; expected {LAYOUTS}")
     try:
@@ -132,18 +159,21 @@ def load_pack(root, subjects=None) -> Dataset:
     for key, a in p3.items():
         s, act = _split_key(key, 2, root / "poses_3d.npz", "'<subject>/<action>', e.g. 'S1/Directions 1'")
         if _keep(s, subjects):
-            seqs.setdefault(s, {})[act] = Sequence(check_array(a, (17, 3), f"{root / 'poses_3d.npz'}[{key}]", "3D poses (17 joints, mm)"))
+            seqs.setdefault(s, {})[act] = Sequence(check_array(a, (17, 3), f"{root / 'poses_3d.npz'}[{key}]",
+                                                               "3D poses (17 joints, mm)", bound=MAX_ABS))
     for key, a in p2.items():
         s, act, cam = _split_key(key, 3, root / "detections_sh.npz",
                                  "'<subject>/<action>/<camera id>', e.g. 'S1/Directions 1/54138969'")
         if not _keep(s, subjects):
             continue
-        a = check_array(a, (16, 2), f"{root / 'detections_sh.npz'}[{key}]", "2D detections (16 SH joints, px)")
+        a = check_array(a, (16, 2), f"{root / 'detections_sh.npz'}[{key}]", "2D detections (16 SH joints, px)",
+                        bound=MAX_ABS)
         if s in cams and cam not in cams[s]:
             raise DataError(f"{root / 'detections_sh.npz'}[{key}]: unknown camera {cam!r}; expected one of {sorted(cams[s])}")
         seq = seqs.setdefault(s, {}).setdefault(act, Sequence(None))
         seq.poses_2d[cam] = a
     _check_subjects(seqs, cams, root)
+    require_frames(seqs, root)
     for s, acts in seqs.items():
         for act, seq in acts.items():
             check_alignment(seq, f"{root / 'poses_3d.npz'}[{s}/{act}]",
@@ -159,6 +189,8 @@ def _read_h5(path, key: str, what: str) -> np.ndarray:
         with h5py.File(path, "r") as f:
             if key not in f:
                 raise DataError(f"{path}: no '{key}' dataset; expected {what}")
+            if not isinstance(f[key], h5py.Dataset):
+                raise DataError(f"{path}: '{key}' is an HDF5 {type(f[key]).__name__}; expected a dataset, {what}")
             return np.asarray(f[key][()])
     except OSError as e:
         raise DataError(f"{path}: truncated or corrupt HDF5 ({e}); expected {what}") from e
@@ -170,13 +202,14 @@ def read_pose_h5(path, stride: int = 5) -> np.ndarray:
     if a.ndim != 2 or a.shape[0] != 96:
         raise DataError(f"{path}: '3D_positions' has shape {a.shape}; expected (96, T) = 32 joints x 3")
     a = a.T.reshape(-1, 32, 3)[::stride][:, list(H36M32_TO_17)]
-    return check_array(a, (17, 3), str(path), "3D poses")
+    return check_array(a, (17, 3), str(path), "3D poses", bound=MAX_ABS)
 
 
 def read_sh_h5(path, stride: int = 5) -> np.ndarray:
     """One original StackedHourglass file -> (T, 16, 2) px (frames [0::stride])."""
     a = _read_h5(path, "poses", "stacked-hourglass detections (T, 16, 2)")
-    return check_array(a[::stride] if a.ndim == 3 else a, (16, 2), str(path), "2D detections (16 SH joints, px)")
+    return check_array(a[::stride] if a.ndim == 3 else a, (16, 2), str(path), "2D detections (16 SH joints, px)",
+                       bound=MAX_ABS)
 
 
 def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Dataset:
@@ -192,19 +225,22 @@ def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Da
             continue
         if s not in cams:
             raise DataError(f"{sdir}: unknown subject {s!r}; cameras.h5 has {sorted(cams)}")
-        for f in sorted((sdir / "MyPoses" / "3D_positions").glob("*.h5")):
+        for f in data_files(sdir / "MyPoses" / "3D_positions", "*.h5"):
+            _claim(where, (s, "3D", f.stem.replace("_", " ")), f)   # 'Walking 1' and 'Walking_1' are one action
             seqs.setdefault(s, {})[f.stem] = Sequence(read_pose_h5(f, stride))
             where[s, f.stem] = str(f)
-        for f in sorted((sdir / "StackedHourglass").glob("*.h5")):
+        for f in data_files(sdir / "StackedHourglass", "*.h5"):
             stem, _, cam = f.stem.rpartition(".")
             if cam not in cams[s]:
                 raise DataError(f"{f}: unknown camera {cam!r}; expected <Action>.<camera>.h5 with camera in {sorted(cams[s])}")
             act = stem.replace("_", " ")
+            _claim(where, (s, act, cam), f)
             seqs.setdefault(s, {}).setdefault(act, Sequence(None)).poses_2d[cam] = read_sh_h5(f, stride)
             where[s, act, cam] = str(f)
     if not seqs:
         raise DataError(f"{root}: no S*/MyPoses/3D_positions/*.h5 or S*/StackedHourglass/*.h5 found; expected {LAYOUTS}")
     _check_subjects(seqs, cams, root)
+    require_frames(seqs, root)
     for s, acts in seqs.items():
         for act, seq in acts.items():
             check_alignment(seq, where.get((s, act), f"{s}/{act}"),
@@ -213,10 +249,33 @@ def load_original(root, subjects=None, stride: int = 5, cameras_path=None) -> Da
                    notes="Human3.6M (3d-pose-baseline layout, stacked-hourglass detections)")
 
 
+def _claim(where: dict, key: tuple, f: Path) -> None:
+    """DataError when two files map to one sequence (``key``: subject, action or "3D",
+    camera or action), naming both: one would silently replace the other."""
+    if key in where:
+        what = (f"3D poses of {key[0]}/{key[2]}" if key[1] == "3D"
+                else f"detections of {key[0]}/{key[1]} camera {key[2]}")
+        raise DataError(f"{f} and {where[key]} are both the {what} ('_' reads as ' '); expected one file per sequence")
+    where[key] = str(f)
+
+
 def _check_subjects(seqs, cams, root):
     for s in seqs:
         if s not in cams:
             raise DataError(f"{root}: unknown subject {s!r}; cameras.h5 has {sorted(cams)}")
+
+
+def check_layout(root) -> Path:
+    """``root`` when it holds one of :data:`LAYOUTS` by its file names alone (no file is
+    read: a check before any work); else DataError naming the folder and the layouts."""
+    root = require_dir(root, LAYOUTS)
+    for r in (root, root / "h36m"):
+        if (r / "cameras.h5").is_file() and ((r / "poses_3d.npz").is_file() or (r / "detections_sh.npz").is_file()
+                                             or any(r.glob("S*/MyPoses/3D_positions/*.h5"))
+                                             or any(r.glob("S*/StackedHourglass/*.h5"))):
+            return root
+    raise DataError(f"{root}: holds no Human3.6M copy (no cameras.h5 with poses_3d.npz or S*/.../*.h5); "
+                    f"expected {LAYOUTS}")
 
 
 def load_h36m(root, subjects=None, **kwargs) -> Dataset:

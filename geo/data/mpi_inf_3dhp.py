@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import DataError, check_array, require_dir
+from geo.data import MAX_ABS, DataError, check_array, require_dir
 
 THREEDHP17_NAMES = (
     "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
@@ -196,12 +196,12 @@ def read_annot_data(path, name: str = "") -> ThreeDHPSequence:
         raise DataError(f"{path}: frame counts differ: annot2 {len(a2)}, annot3 {len(a3)}, "
                         f"valid_frame {len(valid)}; expected one count T")
     idx = np.flatnonzero(valid)
-    p3 = check_array(a3[idx], (17, 3), f"{path}[annot3]", "3D joints (17, mm)")
-    p2 = check_array(a2[idx], (17, 2), f"{path}[annot2]", "2D joints (17, px)")
+    p3 = check_array(a3[idx], (17, 3), f"{path}[annot3]", "3D joints (17, mm)", bound=MAX_ABS)
+    p2 = check_array(a2[idx], (17, 2), f"{path}[annot2]", "2D joints (17, px)", bound=MAX_ABS)
     univ = None
     if "univ_annot3" in m:
         univ = check_array(_frames(m["univ_annot3"], 3, path, "univ_annot3")[idx], (17, 3),
-                           f"{path}[univ_annot3]", "universal 3D joints (17, mm)")
+                           f"{path}[univ_annot3]", "universal 3D joints (17, mm)", bound=MAX_ABS)
     name = name or path.parent.name
     size = IMAGE_SIZE.get(name)
     vis = _in_image(p2, size) if size else np.ones(p2.shape[:2], bool)
@@ -237,6 +237,9 @@ def load_3dhp_official(root, sequences=None) -> ThreeDHPTest:
 _IMG = re.compile(r"^(?P<seq>.+)_(?P<frame>\d+)\.\w+$")
 
 
+MAX_METRES = 100.0   # a camera-frame joint 100 m away is no MPI-INF-3DHP frame, but a file in mm
+
+
 def load_3dhp_mmpose(npz_path) -> ThreeDHPTest:
     """The mmpose-converted npz (module docstring); ``S`` metres -> mm. Rows are grouped
     by the sequence in their image name (``TS1_002001.jpg`` -> TS1, frame index 2000)."""
@@ -261,8 +264,11 @@ def load_3dhp_mmpose(npz_path) -> ThreeDHPTest:
             raise DataError(f"{path}[{key}]: {a.shape[1]} joints; expected 17 (MPI-INF-3DHP test joints)")
         if len(a) != len(names):
             raise DataError(f"{path}[{key}]: {len(a)} rows but {len(names)} imgname entries; expected one per image")
-    p2 = check_array(part[..., :2], (17, 2), f"{path}[part]", "2D joints (17, px)")
-    p3 = check_array(S[..., :3], (17, 3), f"{path}[S]", "3D joints (17, m)") * np.float32(1000.0)
+    p2 = check_array(part[..., :2], (17, 2), f"{path}[part]", "2D joints (17, px)", bound=MAX_ABS)
+    # metres by mmpose's convention: a file already in mm (values in the thousands) is
+    # refused here rather than scaled by 1000 a second time
+    p3 = check_array(S[..., :3], (17, 3), f"{path}[S]", "3D joints (17, metres; is it already in mm?)",
+                     bound=MAX_METRES) * np.float32(1000.0)
     if part.shape[2] == 3:
         vis = part[..., 2] > 0
     elif S.shape[2] == 4:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import DataError, check_array
+from geo.data import MAX_ABS, DataError, check_array
 
 MPII16_NAMES = (
     "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
@@ -120,7 +120,8 @@ def load_mpii_json(path, zero_based: bool = False) -> MPIIAnnotations:
     if not data:
         raise DataError(f"{path}: empty list; expected {EXPECT}")
     rows = [_entry(path, i, e) for i, e in enumerate(data)]
-    joints = check_array(np.stack([r[1] for r in rows]), (16, 2), f"{path}[joints]", "MPII joints (16, px)")
+    joints = check_array(np.stack([r[1] for r in rows]), (16, 2), f"{path}[joints]", "MPII joints (16, px)",
+                         bound=MAX_ABS)
     vis = np.stack([r[2] for r in rows])
     center = np.stack([r[3] for r in rows]).astype(np.float32)
     scale = np.array([r[4] for r in rows], np.float32)
