@@ -1,21 +1,21 @@
 """Command line.
 
     python -m geo reproduce [--data embedded|PATH] [--profile quick|full] [--precomputed DIR]
-    python -m geo full-gpu --data PATH --out DIR [--stages ...] [--profile full|tiny]
+    python -m geo full-gpu --data PATH --out DIR [--stages ...] [--profile full|cpu|tiny]
                            [--budget-s S] [--commit SHA]
     python -m geo lift IMAGE... [--out DIR] [--annotations MPII_JSON]
-    [torchrun --nproc_per_node=N] python -m geo train --variant V --out DIR [--profile quick|full]
+    [torchrun --nproc_per_node=N] python -m geo train --variant V --out DIR [--profile quick|cpu|full]
                            [--data embedded|PATH] [--resume] [--steps N] [--batch B] [--lr LR] [--seed S]
 
-``lift`` lifts people in the user's images to 3D with the committed weights
-(:mod:`geo.lift`; the 2D estimator needs ``pip install -e .[wild]``). ``reproduce`` runs
-every numbered notebook in order with papermill (what ``make reproduce`` does). ``full-gpu`` computes the full-profile results on a GPU in resumable
-stages (:mod:`geo.pipeline`) and writes JSON that the notebooks draw from
-(``precomputed``); ``scripts/gpu_run.sh`` is the one prepared run that calls it on a lent
-GPU. ``train`` trains one generator variant in a run folder (:func:`geo.train.command`),
-in one process or, under ``torchrun``, on N ranks with PyTorch DDP (``--batch`` is the
-global batch), and prints pairs/s. Every argument is checked before any heavy work starts; paths are resolved against
-the caller's directory (papermill runs the notebooks from ``notebooks/``).
+lift: lifts people in your images to 3D with the committed weights (geo/lift.py; the 2D
+estimator needs pip install -e .[wild]). reproduce: runs every numbered notebook in order
+with papermill (what make reproduce does). full-gpu: computes a profile's results in
+resumable stages (geo/pipeline.py) and writes the JSON the notebooks draw from
+(precomputed); scripts/gpu_run.sh is the one prepared run that calls it on a GPU, and
+--profile cpu trains the generators on a CPU's bf16 units within --budget-s. train: trains
+one generator variant in a run folder, in one process or, under torchrun, on N ranks with
+PyTorch DDP (--batch is the global batch), and prints pairs/s. Every argument is checked
+before any heavy work starts; paths are resolved against the caller's directory.
 """
 from __future__ import annotations
 
@@ -196,34 +196,60 @@ def _train_in(a, T, D, cfg, data: str, out: Path) -> int:
     return 0
 
 
+class _Defaults(argparse.HelpFormatter):
+    """Help that names each argument's default, unless it has none or its help says it."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "default" in h or action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return h
+        return f"{h} (default: %(default)s)"
+
+
 def main(argv=None) -> int:
     from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
     from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS
 
+    fmt = _Defaults
     ap = argparse.ArgumentParser(prog="geo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"geo {__import__('geo').__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("reproduce", help="run every notebook in order (papermill)")
+    r = sub.add_parser("reproduce", help="run every notebook in order (papermill)", formatter_class=fmt,
+                       description="Run notebooks/NN_*.ipynb in order with papermill; executed copies go to "
+                                   "runs/notebooks/, results to runs/figures/ (figures/ for a full run on Human3.6M).")
     r.add_argument("--data", default="embedded", help="'embedded' or a path to a Human3.6M copy")
-    r.add_argument("--profile", default="quick", choices=["quick", "full"])
+    r.add_argument("--profile", default="quick", choices=["quick", "full"],
+                   help="quick: minutes on a CPU; full: the paper's setting (a GPU, or --precomputed)")
     r.add_argument("--precomputed", default=None, help="folder with full-gpu JSON results to draw from")
-    f = sub.add_parser("full-gpu", help="compute full-profile results (GPU) in resumable stages")
-    f.add_argument("--data", required=True)
-    f.add_argument("--out", required=True)
+    f = sub.add_parser("full-gpu", help="compute a profile's results in resumable stages (GPU, or the cpu profile)",
+                       formatter_class=fmt,
+                       description="Compute the results the notebooks draw (generators, Figure 5, Figure 6, "
+                                   "regressors, tables) in stages that resume; a finished stage is skipped.")
+    f.add_argument("--data", required=True, help="path to a Human3.6M copy (either layout), or 'embedded'")
+    f.add_argument("--out", required=True, help="folder for the stages' JSON, weights/ and schedule.json")
     f.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
     f.add_argument("--profile", default="full", choices=sorted(RUN_PROFILES),
                    help="'full' on a GPU; 'tiny' rehearses the whole run on CPU in a minute")
     f.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock budget of the whole run (s); training is sized to fit it")
     f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
-    li = sub.add_parser("lift", help="3D poses from your own images (committed weights; needs the 'wild' extra)")
+    li = sub.add_parser("lift", help="3D poses from your own images (committed weights; needs the 'wild' extra)",
+                        formatter_class=fmt,
+                        description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
+                                    "PNG and one JSON (17 joints, mm, root-relative, camera frame) per image.")
     li.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.jpg, .png, ...)")
     li.add_argument("--out", default="lift-out", help="folder for <image>.png and <image>.json (default: ./lift-out)")
     li.add_argument("--annotations", default=None, metavar="MPII_JSON",
                     help="take the 2D joints from an MPII JSON instead of the 2D estimator")
-    t = sub.add_parser("train", help="train one generator variant (one process, or N ranks under torchrun)")
-    t.add_argument("--variant", required=True, choices=VARIANTS)
+    t = sub.add_parser("train", help="train one generator variant (one process, or N ranks under torchrun)",
+                       formatter_class=fmt,
+                       description="Train one generator variant in a run folder (checkpoint last.pt; Ctrl-C saves "
+                                   "it and --resume continues). I_SG needs video frames no supported data has.")
+    t.add_argument("--variant", required=True, choices=[v for v in VARIANTS if v != "I_SG"],
+                   help="AE, SG, SG+AUG, DG or DG+AUG (paper Figure 6)")
     t.add_argument("--out", required=True, help="run folder: last.pt (checkpoint and history) goes there")
-    t.add_argument("--profile", default="quick", choices=sorted(TRAIN_PROFILES))
+    t.add_argument("--profile", default="quick", choices=sorted(TRAIN_PROFILES),
+                   help="quick: CPU smoke test; cpu: width 16 on a CPU's bf16 units; full: width 32, a GPU")
     t.add_argument("--data", default="embedded", help="'embedded' or a path to a Human3.6M copy")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (any number of ranks)")
     t.add_argument("--steps", type=int, default=None, help="total steps (default: the profile's)")

@@ -92,3 +92,25 @@ def test_reproduce_does_not_start_a_missing_full_stage_on_a_cpu(tmp_path, monkey
     monkeypatch.setattr(cli, "_cuda", lambda: True)                  # on a GPU it computes them
     REPRODUCE("/data/h36m", "full", str(tmp_path))
     assert {"02_generators", "04_fig6_ablations", "05_tables"} <= set(dict(ran))
+
+
+def test_help_is_plain_text_with_descriptions_and_a_version(capsys):
+    from geo.__main__ import main
+
+    for argv in (["--help"], ["train", "--help"], ["full-gpu", "--help"], ["reproduce", "--help"], ["lift", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "``" not in out and ":mod:" not in out and ":func:" not in out, argv
+        assert "(default: None)" not in out, argv
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "Ctrl-C saves" in out and "(default: quick)" in out and "I_SG" in out   # said why it is not a choice
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"geo {__import__('geo').__version__}"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--variant", "I_SG", "--out", "x"])    # not offered, so not accepted then refused
+    assert e.value.code == 2 and "invalid choice: 'I_SG'" in capsys.readouterr().err
