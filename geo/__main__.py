@@ -85,7 +85,14 @@ def check_precomputed_folder(pre: Path, data: str, profile: str) -> None:
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     import papermill as pm
 
-    out = REPO / "runs" / "notebooks"
+    from geo.results import Provenance, figures_dir, runs_dir
+
+    results_dir = figures_dir(prov=Provenance(data=data, profile=profile))
+    try:   # executed notebooks beside the results' own key: one folder per data copy and profile
+        sub = results_dir.relative_to(runs_dir() / "figures")
+    except ValueError:   # a published run (figures/): its data's name and the profile
+        sub = Path(f"{Path(str(data)).name}-{profile}")
+    out = runs_dir() / "notebooks" / sub
     out.mkdir(parents=True, exist_ok=True)
     books = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not books:
@@ -110,8 +117,7 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
         pm.execute_notebook(str(nb), str(out / nb.name), parameters=params, cwd=str(NOTEBOOKS),
                             progress_bar=False, log_output=True)
         print(f"   done in {time.time() - t:.0f} s", flush=True)
-    print(f"results in {REPO / 'runs' / 'figures'} (or figures/ for a full run on Human3.6M), "
-          f"executed notebooks in {out}")
+    print(f"results in {results_dir}, executed notebooks in {out}")
     if skipped:
         print("skipped:\n  " + "\n  ".join(skipped))
     return 0

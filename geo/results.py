@@ -290,13 +290,21 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table_heading(name: str, prov: Provenance) -> str:
+    """The line above a saved table: what data and profile it comes from (a table read
+    alone must not pass for another run's), and where its provenance is."""
+    data = prov.meta.get("data")
+    label = "embedded" if data in (None, "", "embedded", "default") else Path(str(data)).name
+    return f"*{name}: data `{label}`, profile `{prov.meta.get('profile')}`; provenance in `{name}.json`.*\n\n"
+
+
 def save_table(data: dict, name: str, prov: Provenance, rows: list[dict] | None = None, out_dir=None,
                **more) -> list[Path]:
     """Save ``data`` with its provenance as ``<name>.json`` (``{**data, "meta": ...}``) and,
     given ``rows``, ``<name>.md``; in ``out_dir`` (default: :func:`figures_dir`)."""
     check_name(name)
     d = figures_dir(out_dir, prov)
-    md = {} if rows is None else {d / f"{name}.md": markdown_table(rows)}
+    md = {} if rows is None else {d / f"{name}.md": table_heading(name, prov) + markdown_table(rows)}
     side, make = _sidecar(name, prov, list(md), out_dir, data=data, **more)
     *parts, side = commit(md, side, make)
     return [side, *parts]

@@ -114,3 +114,20 @@ def test_help_is_plain_text_with_descriptions_and_a_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--variant", "I_SG", "--out", "x"])    # not offered, so not accepted then refused
     assert e.value.code == 2 and "invalid choice: 'I_SG'" in capsys.readouterr().err
+
+
+def test_reproduce_names_its_results_and_keeps_each_runs_notebooks_apart(tmp_path, monkeypatch, capsys):
+    import papermill
+
+    from geo import __main__ as cli
+
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path))
+    monkeypatch.delenv("GEO_FIGURES", raising=False)
+    outs = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **k: outs.append(Path(out).parent))
+    for data in ("embedded", str(tmp_path / "a" / "h36m"), str(tmp_path / "b" / "h36m")):
+        assert REPRODUCE(data, "quick") == 0
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.startswith(f"results in {tmp_path / 'figures'}") and "-quick, executed notebooks in" in last, last
+    folders = sorted(set(outs))
+    assert len(folders) == 3 and all(tmp_path / "notebooks" in f.parents for f in folders)

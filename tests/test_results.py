@@ -35,7 +35,8 @@ def test_save_table(figs):
     assert isinstance(side["device"], dict) and side["device"]["device"] in ("cpu", "cuda")
     assert side["wall_time_s"] >= 0 and "dirty" in side
     md = (figs / "tbl.md").read_text()
-    assert md.splitlines()[0] == "| method | mpjpe |" and "| ours | 51.50 |" in md
+    assert md.splitlines()[0] == "*tbl: data `embedded`, profile `quick`; provenance in `tbl.json`.*"
+    assert md.splitlines()[2] == "| method | mpjpe |" and "| ours | 51.50 |" in md
 
 
 def test_save_figure_matplotlib_and_plotly(figs):
