@@ -129,7 +129,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def lift(images, out, annotations=None) -> int:
+def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = True) -> int:
     """``geo lift``: exit 0 when every image was lifted, 1 when some failed (each named on
     stderr; the others still finish), 2 when nothing could start (no estimator, no weights,
     bad annotations)."""
@@ -141,8 +141,11 @@ def lift(images, out, annotations=None) -> int:
     try:
         if annotations is None:
             wild.require()
-        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations)
-    except (wild.MissingExtra, WeightsError, DataError) as e:
+        from geo.lift import expand_inputs
+
+        images = expand_inputs(images)   # folders and patterns: refused before the estimator starts
+        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant, png=png)
+    except (wild.MissingExtra, WeightsError, DataError, ValueError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
     if failed:
@@ -243,7 +246,11 @@ def main(argv=None) -> int:
                         formatter_class=fmt,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
                                     "PNG and one JSON (17 joints, mm, root-relative, camera frame) per image.")
-    li.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.jpg, .png, ...)")
+    li.add_argument("images", nargs="+", metavar="IMAGE",
+                    help="image files (.jpg, .png, ...), folders of them, or patterns such as 'shots/*.jpg'")
+    li.add_argument("--variant", default="DG+AUG", choices=["DG+AUG", "SG+AUG"],
+                    help="which committed encoder and Regression#1 head")
+    li.add_argument("--no-png", dest="png", action="store_false", help="write only the JSON of each image")
     li.add_argument("--out", default="lift-out", help="folder for <image>.png and <image>.json (default: ./lift-out)")
     li.add_argument("--annotations", default=None, metavar="MPII_JSON",
                     help="take the 2D joints from an MPII JSON instead of the 2D estimator")
@@ -271,7 +278,7 @@ def main(argv=None) -> int:
         except UsageError as e:
             print(f"geo: error: {e}", file=sys.stderr)
             return 2
-        return lift(a.images, a.out, a.annotations)
+        return lift(a.images, a.out, a.annotations, a.variant, a.png)
 
     try:
         data = check_data(a.data)

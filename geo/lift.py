@@ -352,13 +352,40 @@ def output_stems(paths) -> list[str]:
     return out
 
 
+def expand_inputs(items) -> list[Path]:
+    """The image files that ``items`` name: a file as it is, a folder as the images in it
+    (``geo.wild.IMAGE_SUFFIXES``, sorted, not recursive), a pattern with ``*``, ``?`` or
+    ``[`` as the files it matches (sorted). A folder or pattern that names no image is a
+    ValueError naming it (a typo must not lift nothing and exit 0)."""
+    import glob
+
+    from geo.wild import IMAGE_SUFFIXES
+
+    out = []
+    for item in items:
+        s = str(item)
+        p = Path(s).expanduser()
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in s for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(str(p)) if Path(f).is_file())
+        else:
+            out.append(p)
+            continue
+        if not found:
+            raise ValueError(f"{s}: no image files there (expected {', '.join(IMAGE_SUFFIXES)})")
+        out += found
+    return out
+
+
 def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progress: bool = True,
-                weights_dir=None, log=print) -> int:
+                weights_dir=None, log=print, png: bool = True) -> int:
     """``python -m geo lift``: for each image, 2D joints (the estimator of :mod:`geo.wild`,
     or the people of ``annotations``, an MPII JSON) -> G -> 3D; writes ``<stem>.png``
-    (2D overlay + 3D view) and ``<stem>.json`` per person into ``out_dir``. A bad image is
-    reported (file named, what was expected) and skipped; the others still finish.
-    Returns the number of images that failed."""
+    (2D overlay + 3D view; not with ``png=False``) and ``<stem>.json`` per person into
+    ``out_dir``. ``paths`` may name folders and patterns (:func:`expand_inputs`). A bad
+    image is reported (file named, what was expected) and skipped; the others still
+    finish. Returns the number of images that failed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -384,7 +411,7 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
             "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"),
             "estimator": wild.version() if ann is None else None, **stamp()}
     failed = 0
-    paths = [Path(x) for x in paths]
+    paths = expand_inputs(paths)
     for p, stem_ in tqdm(list(zip(paths, output_stems(paths))), desc="lift", unit="image", disable=not progress):
         try:
             img = wild.read_image(p)
@@ -395,13 +422,17 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
             for k, (x16, source) in enumerate(people):
                 pose = lifter_(x16[None])[0]
                 name = stem_ if len(people) == 1 else f"{stem_}.person{k}"
+                result = result_json(p, k, source, x16, pose, meta)
+                if not png:
+                    commit({}, out / f"{name}.json", lambda h, result=result: dumps(result))
+                    log(f"{p}: wrote {out / name}.json")
+                    continue
                 fig = Q.figure_wild([{"image": img, "name": p.name, "note": source,
                                       "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
                 buf = io.BytesIO()
                 fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
                 plt.close(fig)
                 # the PNG and its JSON as one set; the JSON holds the PNG's sha256
-                result = result_json(p, k, source, x16, pose, meta)
                 commit({out / f"{name}.png": buf.getvalue()}, out / f"{name}.json",
                        lambda h, result=result: dumps({**result, "png_sha256": h[f"{name}.png"]["sha256"]}))
                 log(f"{p}: wrote {out / name}.png and .json")

@@ -180,3 +180,24 @@ def test_a_write_error_costs_one_image_and_same_names_get_their_own_outputs(comm
     assert {f"{stem}.json", f"{stem}.png", f"{stem}-2.json", f"{stem}-2.png"} <= names, names
     assert not [n for n in names if n.startswith(MPII[1][:-4])]
     assert json.loads((tmp_path / "out" / f"{stem}-2.json").read_text())["image"] == str(other / MPII[0])
+
+
+def test_cli_takes_folders_patterns_a_variant_and_no_png(committed, mpii, tmp_path, capsys):
+    d, _ = mpii
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for m in MPII:
+        (imgs / m).write_bytes((d / m).read_bytes())
+    (imgs / "notes.txt").write_text("not an image, and not looked at")
+    out = tmp_path / "out"
+    rc = cli.main(["lift", str(imgs), "--annotations", str(d / "test_mpii.json"), "--out", str(out),
+                   "--variant", "SG+AUG", "--no-png"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(m[:-4] + ".json" for m in MPII)
+    assert not list(out.glob("*.png"))
+    r = json.loads((out / f"{MPII[0][:-4]}.json").read_text())
+    assert r["meta"]["variant"] == "SG+AUG" and r["meta"]["encoder_sha256"] == L.encoder_sha("SG+AUG")
+    assert [p.name for p in L.expand_inputs([str(imgs / "*.jpg")])] == sorted(m for m in MPII if m.endswith(".jpg"))
+    rc = cli.main(["lift", str(tmp_path / "nothing-*.jpg"), "--annotations", str(d / "test_mpii.json"),
+                   "--out", str(out)])
+    assert rc == 2 and "nothing-*.jpg: no image files there" in capsys.readouterr().err
