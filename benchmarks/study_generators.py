@@ -1,0 +1,142 @@
+"""The matched-budget generator study: which of the reproduction's open choices make G
+help Regression#1? Every cell trains one generator on the same number of training pairs
+(``--pairs``), in the cpu profile's setting (width 16, batch 64, constant learning rate),
+and is scored the same way:
+
+* held-out synthesis IoU (S9/S11 real pairs; ``geo.train.heldout_iou``);
+* the template share and matched / other-frame L_rc (``geo.diagnostics.consistency``);
+* the Figure 5 gain at k = 500: Baseline#1 on 2D vs Regression#1 on G, 3 label seeds,
+  SH and GT 2D, on evenly spaced test rows (``--test-rows``); only the labelled rows and
+  the test rows are encoded, so a cell's scoring costs seconds, not an hour.
+
+Cells (``--cells``, comma list; ``CELLS`` below): the paper's setting as implemented
+(``base``), L_rc forms a template cannot meet (``lrc_residual``, ``lrc_ratio``), maps 6
+map pixels wide (``wide``), a cosine decay instead of a constant rate (``cosine``), SG at
+the same pairs (``sg``). Each cell resumes from its checkpoints (run folders under
+``runs/``, keyed by the cell's identity) and its finished row is kept in the output, so a
+killed study continues where it stopped. Writes ``figures/study_generators.{json,md}``.
+
+    python benchmarks/study_generators.py --data PATH --pairs 200000 [--cells base,lrc_ratio]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from geo import diagnostics, regress  # noqa: E402
+from geo.data import load  # noqa: E402
+from geo.pairs import PairSource  # noqa: E402
+from geo.results import Provenance, figures_dir, runs_dir, save_table  # noqa: E402
+from geo.train import config_for, heldout_batches, heldout_iou, identity_hash, train  # noqa: E402
+
+# name: (variant, TrainConfig overrides on the cpu profile)
+CELLS = {
+    "base": ("DG+AUG", {}),
+    "lrc_residual": ("DG+AUG", {"lrc_norm": "residual"}),
+    "lrc_ratio": ("DG+AUG", {"lrc_norm": "ratio"}),
+    "wide": ("DG+AUG", {"generator": {"width": 16, "line_width": 6.0}}),
+    "cosine": ("DG+AUG", {"lr_min": 1e-5}),
+    "sg": ("SG+AUG", {}),
+}
+
+
+def cell_config(name: str, pairs: int, over: dict | None = None):
+    """The TrainConfig of cell ``name`` at ``pairs`` training pairs (``over``: rehearsal overrides)."""
+    variant, o = CELLS[name]
+    over = over or {}
+    gen = {**o.get("generator", {}), **over.get("generator", {})}
+    kw = {**{k: v for k, v in o.items() if k != "generator"}, **{k: v for k, v in over.items() if k != "generator"}}
+    batch = kw.get("batch", config_for(variant, "cpu").batch)
+    return config_for(variant, "cpu", generator=gen, steps=max(1, pairs // batch), **kw)
+
+
+def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, profile: str = "full") -> dict:
+    """Figure 5's comparison at one k: {input: {"baseline", "regression1", "gain_pct"}} (MPJPE
+    mm, seed means), encoding only the labelled and the test rows."""
+    out = {}
+    for input2d in ("sh", "gt"):
+        tr = regress.make_split(ds, ds.train_subjects, input2d)
+        te = regress.subsample(regress.make_split(ds, ds.test_subjects, input2d), test_rows)
+        subsets = regress.label_subsets(len(tr), [k], seeds)
+        labs = [subsets[(min(k, len(tr)), s)] for s in seeds]
+        rows = np.unique(np.concatenate(labs))
+        g_rows = regress.encode(encoder, tr.x2d[rows])
+        pos = {r: i for i, r in enumerate(rows)}
+        train_d = {"x2d": tr.x2d[rows], "y": tr.y[rows], "g": g_rows}
+        test_d = {"x2d": te.x2d, "y": te.y, "g": regress.encode(encoder, te.x2d)}
+        local = [np.array([pos[r] for r in lab]) for lab in labs]
+        cfgs = [regress.FitConfig("fc", m == "bl", m == "r1", seed=s, hidden=hidden, profile=profile)
+                for m in ("bl", "r1") for s in seeds]
+        preds = regress.fit_many(cfgs, train_d, test_d, local * 2)
+        err = [regress.evaluate(p, te.y, te.actions)["mpjpe"] for p in preds]
+        bl, r1 = float(np.mean(err[:len(seeds)])), float(np.mean(err[len(seeds):]))
+        out[input2d] = {"baseline": bl, "regression1": r1, "gain_pct": 100 * (bl - r1) / bl, "test_rows": len(te)}
+    return out
+
+
+def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progress=True, over=None, hidden=1024,
+             fit_profile: str = "full") -> dict:
+    from geo.experiments import data_identity
+
+    cfg = cell_config(name, pairs, over)
+    run = runs_dir() / "study_generators" / f"{name}-{identity_hash(cfg, data_identity(data))}"
+    t0 = time.time()
+    src = PairSource(ds, ds.train_subjects, seed=cfg.seed)
+    ho = PairSource(ds, ds.test_subjects, seed=cfg.seed)
+    models, hist = train(cfg, src, run, progress=progress, heldout=ho)
+    iou = heldout_iou(models["phi_psi"], heldout_batches(ho, cfg.variant, width=cfg.generator.line_width), cfg.variant)
+    cons = diagnostics.consistency(models, ho, n=600)
+    gain = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile)
+    return {"cell": name, "variant": cfg.variant, "pairs": cfg.steps * cfg.batch, "steps": cfg.steps,
+            "width": cfg.generator.width, "line_width": cfg.generator.line_width, "lrc_norm": cfg.lrc_norm,
+            "lr_min": cfg.lr_min, "heldout_iou": iou, "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
+            **{k: cons[k] for k in ("template_share", "lrc_matched", "other_over_matched", "unrotated_over_matched")},
+            **{f"gain_{i}_pct": g["gain_pct"] for i, g in gain.items()},
+            **{f"{i}_{m}_mm": g[m] for i, g in gain.items() for m in ("baseline", "regression1")},
+            "wall_s": time.time() - t0}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "h36m"))
+    ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--pairs", type=int, default=200_000, help="training pairs per cell (the matched budget)")
+    ap.add_argument("--test-rows", type=int, default=10_000)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out", default=None, help="folder for study_generators.json (default: figures/)")
+    ap.add_argument("--tiny", action="store_true", help="a rehearsal: width 4, 8 points, a few pairs (tests)")
+    a = ap.parse_args(argv)
+    cells = [c for c in a.cells.split(",") if c]
+    bad = [c for c in cells if c not in CELLS]
+    if bad:
+        raise SystemExit(f"--cells: unknown {bad}; expected some of {list(CELLS)}")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    over = {"generator": {"width": 4, "points": 8}, "batch": 8, "eval_every": 2} if a.tiny else None
+    prov = Provenance(data=a.data, profile="cpu" if not a.tiny else "tiny", seeds=seeds, pairs=a.pairs, cells=cells)
+    out = Path(a.out) if a.out else figures_dir(None, prov)
+    path = out / "study_generators.json"
+    rows = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    ds = load(a.data)
+    for c in cells:
+        if any(r["cell"] == c and r["pairs"] >= a.pairs - 64 for r in rows):
+            print(f"{c}: done, kept", flush=True)
+            continue
+        r = run_cell(c, ds, a.data, a.pairs, a.test_rows, seeds, over=over, hidden=16 if a.tiny else 1024,
+                     fit_profile="quick" if a.tiny else "full")
+        rows = [x for x in rows if x["cell"] != c] + [r]
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "iou_curve"}, flush=True)
+        save_table({"rows": rows, "k": 500}, "study_generators", prov,
+                   rows=[{k: v for k, v in x.items() if k != "iou_curve"} for x in rows], out_dir=out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
