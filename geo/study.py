@@ -131,3 +131,28 @@ def from_ray_frame(y: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Ray-frame joints (N, J, 3) -> camera frame: each joint x -> R^T x."""
     y = _check_rot(y, R)
     return np.einsum("nji,nkj->nki", R, y).astype(y.dtype)
+
+
+def ridge_fit_predict(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, alphas) -> list[np.ndarray]:
+    """A linear probe: ridge regression of targets ``y`` (N, ...) on features ``x`` (N, ...),
+    inputs z-scored with the training rows' mean/std, targets centred, bias free of the
+    penalty. One prediction (N_test, *y.shape[1:]) per alpha (penalty in z-scored units,
+    comparable across feature sets of one size). Closed form through one SVD, so a grid
+    of alphas costs one fit. How much of the targets a *linear* read-out of G or of the 2D
+    joints carries: the representation question of Sec. 3.4 without the FC's recipe."""
+    X = np.asarray(x, np.float64).reshape(len(x), -1)
+    Xt = np.asarray(x_test, np.float64).reshape(len(x_test), -1)
+    Y = np.asarray(y, np.float64).reshape(len(y), -1)
+    if len(X) != len(Y) or Xt.shape[1] != X.shape[1]:
+        raise ValueError(f"x {X.shape}, y {Y.shape}, x_test {Xt.shape}: expected equal rows for x and y and "
+                         f"equal features for x and x_test")
+    m, s = X.mean(0), X.std(0) + 1e-6
+    ym = Y.mean(0)
+    U, S, Vt = np.linalg.svd((X - m) / s, full_matrices=False)
+    UtY = U.T @ (Y - ym)
+    Z = (Xt - m) / s @ Vt.T
+    out = []
+    for a in alphas:
+        W = (S / (S * S + a))[:, None] * UtY           # in the SVD basis
+        out.append((Z @ W + ym).reshape((len(Xt),) + np.asarray(y).shape[1:]).astype(np.float32))
+    return out

@@ -111,3 +111,16 @@ def test_shape_errors_name_the_input():
         study.to_ray_frame(np.zeros((2, 16, 3)), np.zeros((3, 3, 3)))
     with pytest.raises(ValueError, match="root_px"):
         study.ray_directions(np.zeros((2, 3)), np.ones(2), np.zeros(2))
+
+
+def test_ridge_recovers_a_linear_map_and_shrinks_with_alpha():
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(12, 12))
+    x = rng.normal(size=(300, 6, 2)) * [3.0, 0.1] + 7      # unequal scales: z-scoring matters
+    y = (x.reshape(300, -1) @ A).reshape(300, 4, 3) + 5
+    xt = rng.normal(size=(50, 6, 2))
+    small, big = study.ridge_fit_predict(x, y, xt, [1e-9, 1e9])
+    np.testing.assert_allclose(small, (xt.reshape(50, -1) @ A).reshape(50, 4, 3) + 5, atol=1e-5)
+    np.testing.assert_allclose(big, np.broadcast_to(y.mean(0), big.shape), atol=1e-3)   # all shrunk: the mean
+    with pytest.raises(ValueError, match="x_test"):
+        study.ridge_fit_predict(x, y, xt[:, :3], [1.0])
