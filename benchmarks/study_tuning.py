@@ -69,21 +69,32 @@ def fc_grid(a) -> list[dict]:
             for st, d, w, h in itertools.product(a.steps, a.dropouts, a.wds, a.hiddens)]
 
 
-def fc_rows(train, val, actions, labs: dict, grid: list[dict], progress=True) -> list[dict]:
-    """Baseline#1 (2D px) and Regression#1 (G) at every grid point, k and seed; one
-    fit_many call, which batches the seeds of each (arm, k, grid point)."""
-    jobs = [(arm, k, s, gp) for arm in ("Baseline#1", "Regression#1") for (k, s) in sorted(labs) for gp in grid]
+DEFAULT = dict(steps=None, dropout=None, weight_decay=0.0, hidden=1024)   # Figure 5's recipe (schedule's steps)
+
+
+def fc_rows(train, val, actions, labs: dict, grid: list[dict], grid_arms=("Baseline#1", "Regression#1"),
+            progress=True) -> list[dict]:
+    """Baseline#1 (2D px) and Regression#1 (G) at every grid point (arms not in
+    ``grid_arms``: at Figure 5's recipe only, as the reference), k and seed; one fit_many
+    call, which batches the seeds of each (arm, k, grid point)."""
+    jobs = [(arm, k, s, gp) for arm in ("Baseline#1", "Regression#1") for (k, s) in sorted(labs)
+            for gp in (grid if arm in grid_arms else [DEFAULT])]
     cfgs = [regress.FitConfig("fc", arm == "Baseline#1", arm == "Regression#1", seed=s, profile="full", **gp)
             for arm, k, s, gp in jobs]
-    preds = regress.fit_many(cfgs, train, val, [labs[(k, s)] for _, k, s, _ in jobs], progress=progress)
-    per = {}
-    for (arm, k, s, gp), p in zip(jobs, preds):
+    info = []
+    preds = regress.fit_many(cfgs, train, val, [labs[(k, s)] for _, k, s, _ in jobs], progress=progress, info=info)
+    per, ran = {}, {}
+    for (arm, k, s, gp), p, inf, c in zip(jobs, preds, info, cfgs):
         e = regress.evaluate(p, val["y"], actions)
-        per.setdefault((arm, k, tuple(gp.items())), []).append((e["mpjpe"], e["p_mpjpe"]))
+        key = (arm, k, tuple(gp.items()))
+        per.setdefault(key, []).append((e["mpjpe"], e["p_mpjpe"]))
+        # what actually ran (None in the grid point: the schedule's / the kind's default)
+        ran[key] = {"steps": inf["steps"], "dropout": 0.25 if c.dropout is None else c.dropout}
     rows = []
     for (arm, k, gp), v in per.items():
         m = np.array(v)
-        rows.append({"probe": arm, "k": k, **dict(gp), "seeds": len(v), "mpjpe_mean": float(m[:, 0].mean()),
+        rows.append({"probe": arm, "k": k, **dict(gp), **ran[(arm, k, gp)], "seeds": len(v),
+                     "mpjpe_mean": float(m[:, 0].mean()),
                      "mpjpe_sd": float(m[:, 0].std(ddof=1)) if len(v) > 1 else 0.0,
                      "p_mpjpe_mean": float(m[:, 1].mean())})
     return rows
@@ -110,6 +121,9 @@ def main(argv=None):
     ap.add_argument("--val-rows", type=int, default=5000, help="evenly spaced S8 rows")
     ap.add_argument("--fc", action="store_true", help="also the FC grid (slow on a CPU)")
     ap.add_argument("--fc-ks", default="500", help="k of the FC grid")
+    ap.add_argument("--fc-seeds", default="0,1,2", help="label seeds of the FC grid")
+    ap.add_argument("--grid-arms", default="Baseline#1,Regression#1",
+                    help="arms tuned over the grid; the others run Figure 5's recipe only")
     ap.add_argument("--steps", type=ints, default=[1000, 4000, 16000])
     ap.add_argument("--dropouts", type=floats, default=[0.0, 0.25, 0.5])
     ap.add_argument("--wds", type=floats, default=[0.0, 1e-4, 1e-3])
@@ -144,11 +158,12 @@ def main(argv=None):
     if a.fc:
         fks = {len(tr) if k == "all" else min(int(k), len(tr)) for k in a.fc_ks.split(",")}
         fc = fc_rows({"x2d": tr.x2d, "g": g, "y": tr.y}, {"x2d": va.x2d, "g": gv, "y": va.y}, va.actions,
-                     {key: v for key, v in regress.label_subsets(len(tr), sorted(fks), seeds).items()}, fc_grid(a))
+                     regress.label_subsets(len(tr), sorted(fks), ints(a.fc_seeds)), fc_grid(a), tuple(a.grid_arms.split(",")))
         best = winners(fc)
     data = {"input": a.input, "train_rows": len(tr), "train_frames": tr.note, "val_rows": len(va),
             "val_frames": va.note, "ks": ks, "ridge": ridge, "fc": fc, "fc_winners": best,
-            "fc_grid": fc_grid(a) if a.fc else None, "encode_s": round(t_enc, 1), "ridge_s": round(t_ridge, 1)}
+            "fc_grid": fc_grid(a) if a.fc else None, "fc_grid_arms": a.grid_arms.split(",") if a.fc else None,
+            "fc_default": DEFAULT, "encode_s": round(t_enc, 1), "ridge_s": round(t_ridge, 1)}
     results.save_table(data, "study_tuning", prov, rows=ridge + best, out_dir=a.out_dir)
     print(results.markdown_table(ridge))
     if best:
