@@ -109,6 +109,24 @@ def winners(fc: list[dict]) -> list[dict]:
     return out
 
 
+def md_rows(ridge: list[dict], fc: list[dict]) -> list[dict]:
+    """One table of both probes (shared columns): ridge per (features, k) at its best
+    alpha; every FC grid point, the best of each (arm, k) marked."""
+    best = {(r["probe"], r["k"]): (r["mpjpe_mean"], r["of"]) for r in winners(fc)} if fc else {}
+    rows = [{"probe": r["probe"], "features": r["features"], "k": r["k"], "recipe": f"alpha {r['alpha']:.3g}",
+             "seeds": r["seeds"], "mpjpe_mean": r["mpjpe_mean"], "mpjpe_sd": r["mpjpe_sd"],
+             "p_mpjpe_mean": r["p_mpjpe_mean"], "best": ""} for r in ridge]
+    for r in sorted(fc, key=lambda r: (r["probe"], r["k"], r["mpjpe_mean"])):
+        rows.append({"probe": r["probe"], "features": "2D px" if r["probe"] == "Baseline#1" else "G", "k": r["k"],
+                     "recipe": f"{r['steps']} steps, dropout {r['dropout']:g}, wd {r['weight_decay']:g}, "
+                               f"hidden {r['hidden']}",
+                     "seeds": r["seeds"], "mpjpe_mean": r["mpjpe_mean"], "mpjpe_sd": r["mpjpe_sd"],
+                     "p_mpjpe_mean": r["p_mpjpe_mean"],
+                     "best": ("reference (not tuned)" if best[(r["probe"], r["k"])][1] == 1 else
+                              "yes" if best[(r["probe"], r["k"])][0] == r["mpjpe_mean"] else "")})
+    return rows
+
+
 def main(argv=None):
     floats = lambda s: [float(v) for v in s.split(",")]   # noqa: E731
     ints = lambda s: [int(v) for v in s.split(",")]       # noqa: E731
@@ -164,10 +182,9 @@ def main(argv=None):
             "val_frames": va.note, "ks": ks, "ridge": ridge, "fc": fc, "fc_winners": best,
             "fc_grid": fc_grid(a) if a.fc else None, "fc_grid_arms": a.grid_arms.split(",") if a.fc else None,
             "fc_default": DEFAULT, "encode_s": round(t_enc, 1), "ridge_s": round(t_ridge, 1)}
-    results.save_table(data, "study_tuning", prov, rows=ridge + best, out_dir=a.out_dir)
-    print(results.markdown_table(ridge))
-    if best:
-        print(results.markdown_table(best))
+    table = md_rows(ridge, fc)
+    results.save_table(data, "study_tuning", prov, rows=table, out_dir=a.out_dir)
+    print(results.markdown_table(table))
 
 
 if __name__ == "__main__":
