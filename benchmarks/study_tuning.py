@@ -147,6 +147,8 @@ def main(argv=None):
     ap.add_argument("--wds", type=floats, default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--hiddens", type=ints, default=[256, 1024])
     ap.add_argument("--out-dir", default=str(REPO / "figures"))
+    ap.add_argument("--name", default="study_tuning", help="result name (<name>.json / .md)")
+    ap.add_argument("--no-ridge", action="store_true", help="skip the ridge probe")
     a = ap.parse_args(argv)
     seeds = ints(a.seeds)
     prov = results.Provenance(a.data, "study-tuning-s8", seeds, encoder=ENCODER,
@@ -170,7 +172,7 @@ def main(argv=None):
              "G": (g, gv), "G + crop box": (np.concatenate([g.reshape(len(g), -1), box], 1),
                                             np.concatenate([gv.reshape(len(gv), -1), boxv], 1))}
     t1 = time.time()
-    ridge = ridge_rows(feats, tr.y, va.y, va.actions, labs)
+    ridge = [] if a.no_ridge else ridge_rows(feats, tr.y, va.y, va.actions, labs)
     t_ridge = time.time() - t1
     fc, best = [], []
     if a.fc:
@@ -183,7 +185,7 @@ def main(argv=None):
             "fc_grid": fc_grid(a) if a.fc else None, "fc_grid_arms": a.grid_arms.split(",") if a.fc else None,
             "fc_default": DEFAULT, "encode_s": round(t_enc, 1), "ridge_s": round(t_ridge, 1)}
     table = md_rows(ridge, fc)
-    results.save_table(data, "study_tuning", prov, rows=table, out_dir=a.out_dir)
+    results.save_table(data, a.name, prov, rows=table, out_dir=a.out_dir)
     print(results.markdown_table(table))
 
 
