@@ -242,6 +242,7 @@ class FitConfig:
     profile: str = "full"
     hidden: int = 1024
     dropout: float | None = None    # None: the kind's default (RegressorConfig)
+    weight_decay: float = 0.0       # Adam's L2 term (torch.optim.Adam weight_decay); 0: none, as in every figure
 
     def schedule(self, k: int) -> Schedule:
         s = schedule(self.kind, k, self.profile)
@@ -291,7 +292,8 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
     groups: dict = {}
     for i, c in enumerate(cfgs):
         dims = tuple(_flat(trains[i], key).shape[1] for key in _keys(c))
-        key = (c.kind, tuple(_keys(c)), dims, len(labs[i]), c.schedule(len(labs[i])), c.hidden, c.dropout)
+        key = (c.kind, tuple(_keys(c)), dims, len(labs[i]), c.schedule(len(labs[i])), c.hidden, c.dropout,
+               c.weight_decay)   # one optimiser per group: fits of another weight decay train apart
         groups.setdefault(key, []).append(i)
     out = [None] * n
     infos = [None] * n
@@ -382,7 +384,8 @@ def _fit_group(cfgs, trains, tests, labs, dev, half: bool = False, progress: boo
                           in_g=X["g"].shape[1] if "g" in X else 0, hidden=c0.hidden, dropout=c0.dropout)
     model = BatchedRegressor(cfg, [c.seed for c in cfgs]).to(dev)
     cuda = dev.type == "cuda"
-    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, fused=True)   # fused kernels on CUDA and CPU alike
+    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, weight_decay=c0.weight_decay,
+                           fused=True)   # fused kernels on CUDA and CPU alike
     gamma = (sched.lr_final / sched.lr) ** (1.0 / max(sched.steps, 1))
     gens = [torch.Generator(device=dev).manual_seed(10_007 * (c.seed + 1)) for c in cfgs]
     b = sched.batch

@@ -181,3 +181,18 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
     if profile == "quick":
         assert r5["rows"][0]["train_rows"] <= 20_000 and r5["rows"][0]["test_rows"] <= 8_000
         assert "every" in r5["rows"][0]["train_frames"] and "every" in r6["Regression#1"]["BL"]["train_frames"]
+
+
+def test_weight_decay_default_off_and_fits_group_apart():
+    assert regress.FitConfig().weight_decay == 0.0   # every figure's fits: no weight decay
+    tr, te = synthetic()
+    lab = np.arange(120)
+    cfgs = [regress.FitConfig("fc", True, False, steps=30, batch=32, seed=0, hidden=64, weight_decay=wd)
+            for wd in (0.0, 0.5)]
+    info = []
+    both = regress.fit_many(cfgs, tr, te, [lab, lab], info=info)
+    assert [i["group_size"] for i in info] == [1, 1]           # one optimiser per weight decay
+    alone = [regress.fit_predict(c, tr, te, lab) for c in cfgs]
+    for b, s in zip(both, alone):
+        np.testing.assert_allclose(b, s, rtol=1e-4, atol=1e-2)
+    assert np.abs(both[0] - both[1]).max() > 1e-3               # the decay is applied
