@@ -188,7 +188,10 @@ def test_train_command(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert main(["train", "--variant", "SG", "--out", str(out), "--steps", "2", "--batch", "4"]) == 0
     assert "pairs/s" in capsys.readouterr().out and load_checkpoint(out)[2]["step"] == 2
-    bad = {("--variant", "I_SG"): "--variant I_SG", ("--steps", "0"): "--steps 0", ("--batch", "-4"): "--batch -4"}
+    with pytest.raises(SystemExit) as e:   # not offered as a choice, so argparse refuses it (exit 2, named)
+        main(["train", "--variant", "I_SG", "--out", str(tmp_path / "new"), "--steps", "2", "--batch", "4"])
+    assert e.value.code == 2 and "--variant: invalid choice: 'I_SG'" in capsys.readouterr().err
+    bad = {("--steps", "0"): "--steps 0", ("--batch", "-4"): "--batch -4"}
     for (k, v), msg in bad.items():
         args = {"--variant": "SG", "--out": str(tmp_path / "new"), "--steps": "2", "--batch": "4", k: v}
         assert main(["train", *[x for kv in args.items() for x in kv]]) == 2

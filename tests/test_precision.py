@@ -132,6 +132,7 @@ def test_sigint_saves_a_checkpoint_and_the_run_resumes(ds, tmp_path, monkeypatch
     import geo.train as T
 
     cfg = tiny_cpu(steps=10)
+    before = signal.getsignal(signal.SIGINT)   # default_int_handler, or SIG_IGN in a background job
     real, calls = T.train_step, [0]
 
     def interrupted(*a, **k):
@@ -144,7 +145,7 @@ def test_sigint_saves_a_checkpoint_and_the_run_resumes(ds, tmp_path, monkeypatch
     with pytest.raises(Interrupted, match=r"SIGINT at step 4/10; checkpoint saved in .*last\.pt"):
         train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path, progress=False)
     assert load_checkpoint(tmp_path)[2]["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler is given back
+    assert signal.getsignal(signal.SIGINT) is before   # the caller's handler is given back
     monkeypatch.setattr(T, "train_step", real)
     _, hist = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path, progress=False)
     assert hist["step"][-1] == 10
