@@ -131,7 +131,7 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     history, folder); raises NeedsImages for I_SG. ``continue_weights``: a run folder
     without a checkpoint starts from the saved weights of this variant when they have the
     same identity and data and fewer steps (:func:`geo.weights.initial`), so that a later
-    GPU lease adds steps instead of starting over; ``steps`` is then the total.
+    GPU run adds steps instead of starting over; ``steps`` is then the total.
     ``weights_from``: the folder of saved weights to continue from (default ``weights/``)."""
     cfg = config_for(variant, profile, seed=seed, **over)
     if variant == "I_SG":
