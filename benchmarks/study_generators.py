@@ -7,12 +7,15 @@ and is scored the same way:
 * the template share and matched / other-frame L_rc (``geo.diagnostics.consistency``);
 * the Figure 5 gain at k = 500: Baseline#1 on 2D vs Regression#1 on G, 3 label seeds,
   SH and GT 2D, on evenly spaced test rows (``--test-rows``); only the labelled rows and
-  the test rows are encoded, so a cell's scoring costs seconds, not an hour.
+  the test rows are encoded, so a cell's scoring costs seconds, not an hour. Scored twice:
+  with the figures' default recipe, and with each arm's own best recipe from the S8
+  tuning study (``figures/study_tuning*.json``, read from there, never typed in).
 
 Cells (``--cells``, comma list; ``CELLS`` below): the paper's setting as implemented
 (``base``), L_rc forms a template cannot meet (``lrc_residual``, ``lrc_ratio``), maps 6
 map pixels wide (``wide``), a cosine decay instead of a constant rate (``cosine``), SG at
-the same pairs (``sg``). Each cell resumes from its checkpoints (run folders under
+the same pairs (``sg``), virtual views whose 2D joints are fitted to the detector's
+(``joints``: ``geo.skeleton.fit_joint_map``). Each cell resumes from its checkpoints (run folders under
 ``runs/``, keyed by the cell's identity) and its finished row is kept in the output, so a
 killed study continues where it stopped. Writes ``figures/study_generators.{json,md}``.
 
@@ -33,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from geo import diagnostics, regress  # noqa: E402
 from geo.data import load  # noqa: E402
+from geo.lock import hold  # noqa: E402
 from geo.pairs import PairSource  # noqa: E402
 from geo.results import Provenance, figures_dir, runs_dir, save_table  # noqa: E402
 from geo.train import config_for, heldout_batches, heldout_iou, identity_hash, train  # noqa: E402
@@ -45,6 +49,7 @@ CELLS = {
     "wide": ("DG+AUG", {"generator": {"width": 16, "line_width": 6.0}}),
     "cosine": ("DG+AUG", {"lr_min": 1e-5}),
     "sg": ("SG+AUG", {}),
+    "joints": ("DG+AUG", {"virtual_joints": "detector"}),
 }
 
 
@@ -58,9 +63,31 @@ def cell_config(name: str, pairs: int, over: dict | None = None):
     return config_for(variant, "cpu", generator=gen, steps=max(1, pairs // batch), **kw)
 
 
-def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, profile: str = "full") -> dict:
+def tuned_recipes(k: int = 500, folder: Path = REPO / "figures") -> dict:
+    """Each arm's best FC recipe at ``k`` from the S8 tuning study: {"bl"|"r1": {steps,
+    dropout, weight_decay, hidden}}, the winner over the larger grid of the two files
+    (``study_tuning.json`` tunes Regression#1, ``study_tuning_baseline.json`` Baseline#1)."""
+    best = {}
+    for f in ("study_tuning.json", "study_tuning_baseline.json", "study_tuning_k50.json"):
+        path = folder / f
+        if not path.is_file():
+            continue
+        for w in json.loads(path.read_text()).get("fc_winners", []):
+            arm = {"Baseline#1": "bl", "Regression#1": "r1"}[w["probe"]]
+            if w["k"] == k and w.get("of", 1) > best.get(arm, {}).get("of", 0):
+                best[arm] = w
+    if set(best) != {"bl", "r1"}:
+        raise FileNotFoundError(f"{folder}: expected S8 tuning winners at k = {k} for both arms in "
+                                f"study_tuning*.json; found {sorted(best)}")
+    return {a: {f: w[f] for f in ("steps", "dropout", "weight_decay", "hidden")} for a, w in best.items()}
+
+
+def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, profile: str = "full",
+              recipes: dict | None = None) -> dict:
     """Figure 5's comparison at one k: {input: {"baseline", "regression1", "gain_pct"}} (MPJPE
-    mm, seed means), encoding only the labelled and the test rows."""
+    mm, seed means), encoding only the labelled and the test rows. ``recipes``: per-arm
+    FitConfig fields ({"bl": {...}, "r1": {...}}); None: the figures' default recipe."""
+    recipes = recipes or {"bl": {"hidden": hidden}, "r1": {"hidden": hidden}}
     out = {}
     for input2d in ("sh", "gt"):
         tr = regress.make_split(ds, ds.train_subjects, input2d)
@@ -73,7 +100,7 @@ def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, pr
         train_d = {"x2d": tr.x2d[rows], "y": tr.y[rows], "g": g_rows}
         test_d = {"x2d": te.x2d, "y": te.y, "g": regress.encode(encoder, te.x2d)}
         local = [np.array([pos[r] for r in lab]) for lab in labs]
-        cfgs = [regress.FitConfig("fc", m == "bl", m == "r1", seed=s, hidden=hidden, profile=profile)
+        cfgs = [regress.FitConfig("fc", m == "bl", m == "r1", seed=s, profile=profile, **recipes[m])
                 for m in ("bl", "r1") for s in seeds]
         preds = regress.fit_many(cfgs, train_d, test_d, local * 2)
         err = [regress.evaluate(p, te.y, te.actions)["mpjpe"] for p in preds]
@@ -83,7 +110,7 @@ def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, pr
 
 
 def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progress=True, over=None, hidden=1024,
-             fit_profile: str = "full") -> dict:
+             fit_profile: str = "full", tuned: dict | None = None) -> dict:
     from geo.experiments import data_identity
 
     cfg = cell_config(name, pairs, over)
@@ -95,12 +122,16 @@ def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progre
     iou = heldout_iou(models["phi_psi"], heldout_batches(ho, cfg.variant, width=cfg.generator.line_width), cfg.variant)
     cons = diagnostics.consistency(models, ho, n=600)
     gain = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile)
+    gain_t = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile, tuned) if tuned else {}
     return {"cell": name, "variant": cfg.variant, "pairs": cfg.steps * cfg.batch, "steps": cfg.steps,
             "width": cfg.generator.width, "line_width": cfg.generator.line_width, "lrc_norm": cfg.lrc_norm,
-            "lr_min": cfg.lr_min, "heldout_iou": iou, "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
+            "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "heldout_iou": iou, "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
             **{k: cons[k] for k in ("template_share", "lrc_matched", "other_over_matched", "unrotated_over_matched")},
             **{f"gain_{i}_pct": g["gain_pct"] for i, g in gain.items()},
             **{f"{i}_{m}_mm": g[m] for i, g in gain.items() for m in ("baseline", "regression1")},
+            **{f"tuned_gain_{i}_pct": g["gain_pct"] for i, g in gain_t.items()},
+            **{f"tuned_{i}_{m}_mm": g[m] for i, g in gain_t.items() for m in ("baseline", "regression1")},
+            **({"joint_map_fit": src.joint_map_fit} if src.joint_map_fit else {}),
             "wall_s": time.time() - t0}
 
 
@@ -112,6 +143,7 @@ def main(argv=None):
     ap.add_argument("--test-rows", type=int, default=10_000)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=None, help="folder for study_generators.json (default: figures/)")
+    ap.add_argument("--no-tuned", action="store_true", help="score with the default recipe only")
     ap.add_argument("--tiny", action="store_true", help="a rehearsal: width 4, 8 points, a few pairs (tests)")
     a = ap.parse_args(argv)
     cells = [c for c in a.cells.split(",") if c]
@@ -123,19 +155,31 @@ def main(argv=None):
     prov = Provenance(data=a.data, profile="cpu" if not a.tiny else "tiny", seeds=seeds, pairs=a.pairs, cells=cells)
     out = Path(a.out) if a.out else figures_dir(None, prov)
     path = out / "study_generators.json"
-    rows = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    tuned = None
+    if not a.no_tuned:
+        tuned = tuned_recipes(500)
+        if a.tiny:   # the rehearsal keeps the winners' regularisation at a size a test affords
+            tuned = {m: {**r, "hidden": 16, "steps": min(r["steps"], 20)} for m, r in tuned.items()}
     ds = load(a.data)
     for c in cells:
-        if any(r["cell"] == c and r["pairs"] >= a.pairs - 64 for r in rows):
+        if any(r["cell"] == c and r["pairs"] >= a.pairs - 64 for r in _rows(path)):
             print(f"{c}: done, kept", flush=True)
             continue
         r = run_cell(c, ds, a.data, a.pairs, a.test_rows, seeds, over=over, hidden=16 if a.tiny else 1024,
-                     fit_profile="quick" if a.tiny else "full")
-        rows = [x for x in rows if x["cell"] != c] + [r]
+                     fit_profile="quick" if a.tiny else "full", tuned=tuned)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "iou_curve"}, flush=True)
-        save_table({"rows": rows, "k": 500}, "study_generators", prov,
-                   rows=[{k: v for k, v in x.items() if k != "iou_curve"} for x in rows], out_dir=out)
+        # several studies may run at once (one per core), each on its own cells: re-read the
+        # rows under a lock and replace only this cell's, so none overwrites another's
+        with hold(runs_dir() / "study_generators", "study's results file", wait=True):
+            rows = [x for x in _rows(path) if x["cell"] != c] + [r]
+            rows.sort(key=lambda x: list(CELLS).index(x["cell"]) if x["cell"] in CELLS else len(CELLS))
+            save_table({"rows": rows, "k": 500, "tuned_recipes": tuned}, "study_generators", prov,
+                       rows=[{k: v for k, v in x.items() if k != "iou_curve"} for x in rows], out_dir=out)
     print(f"wrote {path}")
+
+
+def _rows(path: Path) -> list:
+    return json.loads(path.read_text()).get("rows", []) if path.is_file() else []
 
 
 if __name__ == "__main__":

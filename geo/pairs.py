@@ -22,7 +22,7 @@ import torch
 from geo.cameras import Torus, relative_rotation
 from geo.data import Dataset, DataError, aligned_length
 from geo.render import LINE_WIDTH, render
-from geo.skeleton import SH16_TO_H36M17
+from geo.skeleton import SH16_TO_H36M17, VIRTUAL_JOINTS, fit_joint_map
 
 
 @dataclass
@@ -76,7 +76,7 @@ class PairSource:
     """On-device sampler of view pairs (module docstring)."""
 
     def __init__(self, ds: Dataset, subjects, device="cpu", torus: Torus | None = None, seed: int = 0):
-        p3, p2, R, T, _ = collect_frames(ds, subjects)
+        p3, p2, R, T, keys = collect_frames(ds, subjects)
         # What the pairs are drawn from (frames, cameras, virtual-camera ranges): training
         # checkpoints record it, so a run is never resumed on other data.
         h = hashlib.blake2b(digest_size=16)
@@ -97,16 +97,50 @@ class PairSource:
         self._f = torch.tensor(self.torus.f, device=dev)
         self._c = torch.tensor(self.torus.c, device=dev)
         self._sh16 = torch.tensor(SH16_TO_H36M17, device=dev)
+        # for the "detector" joint map, fitted on first use from these frames' own real views
+        self._fit_from = (ds, [k[0] for k in keys])
+        self._joint_map: torch.Tensor | None = None
+        self.joint_map_fit: dict | None = None   # the fit's median px errors (inspection)
 
-    def _virtual(self, idx: torch.Tensor):
+    def joint_map(self, frames: int = 4096) -> torch.Tensor:
+        """The (16, 17) "detector" joint map (:func:`geo.skeleton.fit_joint_map`), fitted on
+        ``frames`` evenly spaced frames of this source, all real cameras (their distorted
+        projections of the 3D joints against the detections). Cached."""
+        if self._joint_map is None:
+            ds, subj = self._fit_from
+            rows = np.unique(np.linspace(0, self.n - 1, min(frames, self.n)).round().astype(int))
+            p3, p2 = self.p3[rows].cpu().numpy().astype(np.float64), self.p2[rows].cpu().numpy()
+            x17, x16 = [], []
+            for c in range(self.cams):
+                for s in sorted(set(subj[r] for r in rows)):
+                    sel = np.array([subj[r] == s for r in rows])
+                    cam = ds.cameras[s][sorted(ds.cameras[s])[c]]
+                    x17.append(cam.project(p3[sel]))
+                    x16.append(p2[sel, c])
+            x17, x16 = np.concatenate(x17), np.concatenate(x16)
+            w = fit_joint_map(x17, x16)
+            err = lambda m: np.median(np.linalg.norm(np.einsum("jk,nkd->njd", m, x17) - x16, axis=-1), axis=0)  # noqa: E731
+            nominal = x17[:, list(SH16_TO_H36M17)]
+            self.joint_map_fit = {"frames": int(len(rows)), "median_px_nominal": np.median(
+                np.linalg.norm(nominal - x16, axis=-1), axis=0).round(2).tolist(), "median_px_fitted": err(w).round(2).tolist()}
+            self._joint_map = torch.tensor(w, dtype=torch.float32, device=self.device)
+        return self._joint_map
+
+    def _virtual(self, idx: torch.Tensor, joints: str = "nominal"):
         X = self.p3[idx]                                             # (B, 17, 3) world
         R, C = self.torus.sample_torch(X[:, 0], self.gen)
         xc = (X - C[:, None]) @ R.transpose(-1, -2)
         x = xc[..., :2] / xc[..., 2:].clamp_min(1.0) * self._f + self._c
+        if joints == "detector":
+            return torch.einsum("jk,bkd->bjd", self.joint_map(), x), R
         return x[:, self._sh16], R   # a device index: a Python list would copy to the GPU and sync
 
     def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32,
-               width: float = LINE_WIDTH) -> Batch:
+               width: float = LINE_WIDTH, joints: str = "nominal") -> Batch:
+        """``batch`` pairs (module docstring); ``joints``: how virtual views' 2D joints come
+        from the 3D ones (:data:`geo.skeleton.VIRTUAL_JOINTS`)."""
+        if joints not in VIRTUAL_JOINTS:
+            raise ValueError(f"joints {joints!r}: expected one of {VIRTUAL_JOINTS}")
         g, dev = self.gen, self.device
         idx = torch.randint(0, self.n, (batch,), generator=g, device=dev)
         ci = torch.randint(0, self.cams, (batch,), generator=g, device=dev)
@@ -116,8 +150,8 @@ class PairSource:
         v = torch.zeros((batch,), dtype=torch.bool, device=dev)
         if aug > 0:
             v = torch.rand((batch,), generator=g, device=dev) < aug
-            vx_i, vR_i = self._virtual(idx)
-            vx_j, vR_j = self._virtual(idx)
+            vx_i, vR_i = self._virtual(idx, joints)
+            vx_j, vR_j = self._virtual(idx, joints)
             x_i = torch.where(v[:, None, None], vx_i, x_i)
             x_j = torch.where(v[:, None, None], vx_j, x_j)
             R_i = torch.where(v[:, None, None], vR_i, R_i)

@@ -55,6 +55,44 @@ def h36m17_to_sh16(x: np.ndarray) -> np.ndarray:
     return x[..., list(SH16_TO_H36M17), :]
 
 
+# How the 2D joints of virtual-camera views are made from the 3D joints (geo.pairs):
+# "nominal" takes SH16_TO_H36M17's joint; "detector" a per-joint weighted mean of the
+# nominal joint and its neighbours, fitted to the detections (fit_joint_map).
+VIRTUAL_JOINTS = ("nominal", "detector")
+
+
+def nominal_joint_map() -> np.ndarray:
+    """SH16_TO_H36M17 as a (16, 17) selection matrix: x16 = W @ x17."""
+    w = np.zeros((16, 17), np.float64)
+    w[np.arange(16), list(SH16_TO_H36M17)] = 1.0
+    return w
+
+
+def fit_joint_map(x17: np.ndarray, x16: np.ndarray) -> np.ndarray:
+    """Weights W (16, 17), each row summing to 1, with W @ x17 the least-squares fit of the
+    detected joints ``x16`` (N, 16, 2) from the projected 3D joints ``x17`` (N, 17, 2).
+
+    Why: the detector's joints are not the 3D joints' projections (``../shared/data``'s
+    README: SH "Spine" sits on the 3D Thorax, 46 px from 3D Spine; SH "Head" is the head
+    top, 23 px from H36M's head end site). Virtual views drawn through the nominal mapping
+    then have torso and head channels unlike those of the real maps the encoder meets at
+    test time (Sec. 3.1's virtual cameras). Each SH joint may use its nominal H36M joint,
+    that joint's parent and its children; the weights sum to 1, so the map commutes with
+    translation and, up to projection, with the camera."""
+    x17, x16 = np.asarray(x17, np.float64), np.asarray(x16, np.float64)
+    if x17.ndim != 3 or x17.shape[1:] != (17, 2) or x16.shape != (len(x17), 16, 2):
+        raise ValueError(f"expected x17 (N, 17, 2) and x16 (N, 16, 2), got {x17.shape} and {x16.shape}")
+    w = np.zeros((16, 17), np.float64)
+    for j, n in enumerate(SH16_TO_H36M17):
+        near = [k for k in range(17) if k != n and (H36M17_PARENTS[n] == k or H36M17_PARENTS[k] == n)]
+        # x16_j - x17_n = sum_k v_k (x17_k - x17_n): the weights (1 - sum v, v) sum to 1
+        A = (x17[:, near] - x17[:, n : n + 1]).transpose(0, 2, 1).reshape(-1, len(near))
+        b = (x16[:, j] - x17[:, n]).reshape(-1)
+        v = np.linalg.lstsq(A, b, rcond=None)[0]
+        w[j, near], w[j, n] = v, 1.0 - v.sum()
+    return w
+
+
 def root_relative(x: np.ndarray, root: int = H36M17_ROOT) -> np.ndarray:
     """Subtract the root joint: (..., J, 3) -> (..., J, 3)."""
     return x - x[..., root : root + 1, :]

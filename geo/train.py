@@ -76,6 +76,7 @@ from geo import precision
 from geo.models import Generator, GeneratorConfig
 from geo.pairs import Batch, PairSource
 from geo.render import LINE_WIDTH
+from geo.skeleton import VIRTUAL_JOINTS
 from geo.results import atomic_write
 from geo.lock import hold
 from geo.safety import load_tensors
@@ -118,6 +119,7 @@ class TrainConfig:
     aug: float = 0.5              # share of virtual-camera pairs in +AUG variants
     lrc_weight: float = 1.0       # Eq. (4) weighs L_rc by 1
     lrc_norm: str = "rms"         # how L_rc normalises the clouds (geo.losses: "rms", "residual", "ratio")
+    virtual_joints: str = "nominal"  # virtual views' 2D joints from the 3D ones (geo.skeleton.VIRTUAL_JOINTS)
     seed: int = 0
     checkpoint_every: int = 100
     checkpoint_seconds: float = 300.0  # also checkpoint when this much wall time passed since the last (0: off)
@@ -136,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
         if self.lrc_norm not in losses.LRC_NORMS:
             raise ValueError(f"lrc_norm {self.lrc_norm!r}: expected one of {losses.LRC_NORMS}")
+        if self.virtual_joints not in VIRTUAL_JOINTS:
+            raise ValueError(f"virtual_joints {self.virtual_joints!r}: expected one of {VIRTUAL_JOINTS}")
 
     @property
     def two_generators(self) -> bool:
@@ -160,7 +164,7 @@ class TrainConfig:
 
 # Fields added after weights and run folders were made: at these values they are left
 # out of the identity, so that what was trained before them keeps its identity.
-LATER_FIELDS = {"lrc_norm": "rms", "generator.line_width": LINE_WIDTH}
+LATER_FIELDS = {"lrc_norm": "rms", "generator.line_width": LINE_WIDTH, "virtual_joints": "nominal"}
 
 
 def identity(cfg: TrainConfig) -> dict:
@@ -314,7 +318,8 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
 
 def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
     b = source.sample(batch or cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
-                      dtype=precision.map_dtype(source.device), width=cfg.generator.line_width)
+                      dtype=precision.map_dtype(source.device), width=cfg.generator.line_width,
+                      joints=cfg.virtual_joints)
     return prepare(b, cfg.channels_last)
 
 

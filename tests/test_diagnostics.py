@@ -128,3 +128,30 @@ def test_line_width_travels_with_the_generator():
     assert Encoder(GeneratorConfig(width=4, points=8, line_width=6.0)).line_width == 6.0
     m = build(wide, "cpu")["phi_psi"]
     assert m.encoder.line_width == 6.0 and m.cfg.line_width == 6.0
+
+
+def test_virtual_joints_enter_the_identity_only_when_changed_and_reach_the_pairs():
+    """``virtual_joints="detector"`` changes the virtual views a training step sees, not
+    the real ones; the default leaves identities as they were; unknown values are refused."""
+    from dataclasses import replace
+
+    from geo.train import config_for, identity, sample
+
+    cfg = config_for("SG+AUG", "quick", batch=16, generator=dict(width=4, points=8), aug=1.0)
+    assert "virtual_joints" not in identity(cfg)
+    det = replace(cfg, virtual_joints="detector")
+    assert identity(det)["virtual_joints"] == "detector"
+    with pytest.raises(ValueError, match="virtual_joints 'thorax'"):
+        replace(cfg, virtual_joints="thorax")
+    ds = load("embedded")
+    calls = []
+
+    class Spy(PairSource):
+        def joint_map(self, frames=4096):
+            calls.append(frames)
+            return super().joint_map(frames)
+
+    sample(Spy(ds, ds.train_subjects, seed=0), cfg)
+    assert calls == []
+    b = sample(Spy(ds, ds.train_subjects, seed=0), det)
+    assert calls and bool(b.virtual.all())

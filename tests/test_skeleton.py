@@ -106,3 +106,32 @@ def test_helpers():
     bl = sk.bone_lengths(x)
     assert bl.shape == (4, 16)
     assert np.isclose(bl[0, 0], np.linalg.norm(x[0, 1] - x[0, 0]))
+
+
+def test_fit_joint_map_recovers_a_known_map_and_rows_sum_to_one():
+    from geo.skeleton import H36M17_PARENTS, SH16_TO_H36M17, fit_joint_map, nominal_joint_map
+
+    rng = np.random.default_rng(0)
+    x17 = rng.normal(0, 100, (500, 17, 2))
+    w = nominal_joint_map()
+    # SH "Spine" between H36M Spine and Thorax, SH "Head" beyond the head end site
+    w[7, 7], w[7, 8] = 0.3, 0.7
+    w[9, 10], w[9, 9] = 1.3, -0.3
+    fit = fit_joint_map(x17, np.einsum("jk,nkd->njd", w, x17))
+    assert np.allclose(fit, w, atol=1e-9) and np.allclose(fit.sum(1), 1)
+    # only the nominal joint and its tree neighbours are used
+    for j, n in enumerate(SH16_TO_H36M17):
+        near = {n} | {k for k in range(17) if H36M17_PARENTS[n] == k or H36M17_PARENTS[k] == n}
+        assert set(np.flatnonzero(fit[j])) <= near
+    with pytest.raises(ValueError, match=r"x17 \(N, 17, 2\)"):
+        fit_joint_map(x17[:, :16], x17[:, :16])
+
+
+def test_fit_joint_map_is_translation_equivariant():
+    from geo.skeleton import fit_joint_map
+
+    rng = np.random.default_rng(1)
+    x17, x16 = rng.normal(0, 50, (300, 17, 2)), rng.normal(0, 50, (300, 16, 2))
+    w = fit_joint_map(x17, x16)
+    t = np.array([123.0, -45.0])
+    assert np.allclose(np.einsum("jk,nkd->njd", w, x17 + t), np.einsum("jk,nkd->njd", w, x17) + t)

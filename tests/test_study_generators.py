@@ -29,7 +29,19 @@ def test_cells_train_on_matched_pairs_and_resume(tmp_path, monkeypatch, capsys):
     assert [r["cell"] for r in rows] == ["base", "lrc_ratio"] and {r["pairs"] for r in rows} == {32}
     for r in rows:
         assert 0 <= r["heldout_iou"] <= 1 and r["other_over_matched"] > 0
-        assert {"gain_sh_pct", "gain_gt_pct", "sh_baseline_mm", "gt_regression1_mm"} <= set(r)
+        assert {"gain_sh_pct", "gain_gt_pct", "sh_baseline_mm", "gt_regression1_mm", "tuned_gain_sh_pct",
+                "tuned_gt_baseline_mm"} <= set(r)
     capsys.readouterr()
     S.main(args)
     assert capsys.readouterr().out.count("done, kept") == 2
+
+
+def test_tuned_recipes_are_the_s8_winners():
+    S = _study()
+    t = S.tuned_recipes(500)
+    src = {f: json.loads((REPO / "figures" / f).read_text())["fc_winners"]
+           for f in ("study_tuning.json", "study_tuning_baseline.json")}
+    r1 = [w for w in src["study_tuning.json"] if w["probe"] == "Regression#1" and w["k"] == 500][0]
+    bl = [w for w in src["study_tuning_baseline.json"] if w["probe"] == "Baseline#1" and w["k"] == 500][0]
+    assert t["r1"]["weight_decay"] == r1["weight_decay"] and t["r1"]["steps"] == r1["steps"]
+    assert t["bl"]["weight_decay"] == bl["weight_decay"] and t["bl"]["dropout"] == bl["dropout"]
