@@ -236,7 +236,7 @@ def _generator(ds, data, variant, P, steps, heldout):
     if steps is not None:
         over["steps"] = steps
     return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
-                       continue_weights=True, weights_from=_weights_from(P), **over)
+                       continue_weights=True, weights_from=_weights_from(P), committed=False, **over)
 
 
 def _weights_from(P: dict):

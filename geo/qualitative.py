@@ -207,9 +207,12 @@ def draw_3d(ax, pose17, color=None, title: str = "", lim: float = 900.0, alpha: 
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
     ax.set_box_aspect((1, 1, 1))
     ax.view_init(elev=12, azim=-70)
-    ax.set_xticklabels([])
-    ax.set_yticklabels([])
-    ax.set_zticklabels([])
+    # a few ticks in mm: a reader can tell a 10 cm error from a 50 cm one
+    ticks = [-lim / 2, 0.0, lim / 2]
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_ticks(ticks)
+        axis.set_ticklabels([f"{t:.0f}" for t in ticks], fontsize=5)
+    ax.set_xlabel("mm", fontsize=6, labelpad=-8)
     if title:
         ax.set_title(title, fontsize=8)
 
@@ -234,7 +237,7 @@ def figure3(rows, variants=("SG+AUG", "DG+AUG")):
     for r, row in enumerate(rows):
         s, a, f, ci, cj = row["key"]
         ax = fig.add_subplot(len(rows), ncol, r * ncol + 1)
-        draw_maps(ax, row["maps_in"], f"input {s} {a}\nframe {f} cam {ci}\nocclusion {row['occlusion']:.2f}")
+        draw_maps(ax, row["maps_in"], f"input {s} {a}\nframe {f} cam {ci}\nself-occlusion {row['occlusion']:.2f}")
         for k, v in enumerate(variants):
             draw_maps(fig.add_subplot(len(rows), ncol, r * ncol + 2 + k), row["synth"][v], f"{v}: target\ncam {cj}")
         draw_maps(fig.add_subplot(len(rows), ncol, r * ncol + 2 + len(variants)), row["maps_true"],
@@ -245,7 +248,26 @@ def figure3(rows, variants=("SG+AUG", "DG+AUG")):
         ax = fig.add_subplot(len(rows), ncol, (r + 1) * ncol, projection="3d")
         draw_3d(ax, row["gt"], title="ground truth 3D")
     fig.tight_layout()
+    fig.text(0.5, 0, OCCLUSION_NOTE + "; 3D: root-relative camera frame, mm", ha="center", va="top", fontsize=8)
     return fig
+
+
+# Figure 3's footnote: what its "self-occlusion" number is (:func:`occlusion`).
+OCCLUSION_NOTE = ("self-occlusion: share of the input's limb-map pixels covered by two bones that share no joint "
+                  "(0: no limbs cross)")
+
+
+def training_subject(path, subjects) -> str | None:
+    """The Human3.6M subject of an image ``path`` when it is one of ``subjects`` (a folder
+    or file name starting ``S<n>``, as the fixtures and the original layout name them),
+    else None: an "in the wild" figure must not show frames the regressor was trained on."""
+    from pathlib import Path
+
+    for part in reversed(Path(path).parts):
+        head = part.split("_")[0].split(".")[0]
+        if head in set(subjects):
+            return head
+    return None
 
 
 def figure4(rows: dict, ts):
@@ -381,6 +403,6 @@ def pck_error(est16, ann16, visible) -> dict:
             "joints": int(len(d))}
 
 
-__all__ = ["occlusion", "test_views", "pick_occluded", "pick_pair", "synthesise", "decode", "interpolate", "yaw",
+__all__ = ["occlusion", "training_subject", "OCCLUSION_NOTE", "test_views", "pick_occluded", "pick_pair", "synthesise", "decode", "interpolate", "yaw",
            "mpjpe", "figure3", "figure4", "figure4_plotly", "figure_wild", "crop_to", "pck_error", "maps_rgb", "draw_2d",
            "draw_3d", "Views"]

@@ -89,3 +89,15 @@ def test_pick_pair_same_sequence_and_camera_near_the_target_distance():
                 np.tile(np.eye(3, dtype=np.float32), (6, 1, 1)), keys)
     (i, j), d = Q.pick_pair(v, candidates=6, target_mm=300)
     assert {i, j} == {0, 2} and abs(d - 310) < 1e-3      # row 4 is nearer 300 but seen by another camera
+
+
+def test_training_subject_finds_h36m_frames_of_the_given_subjects():
+    from geo.qualitative import training_subject
+
+    train = ["S1", "S5", "S6", "S7", "S8"]
+    assert training_subject("fixtures/h36m/S7/S7_Greeting.55011271/S7_Greeting.55011271_000396.jpg", train) == "S7"
+    assert training_subject("S8_WalkDog_1.55011271_000026.jpg", train) == "S8"
+    assert training_subject("fixtures/h36m/S9/S9_Walking.54138969_000001.jpg", train) is None
+    assert training_subject("fixtures/mpii/060754485.jpg", train) is None
+    assert training_subject("fixtures/mpi_inf_3dhp/TS1_002001.jpg", train) is None
+    assert training_subject("photos/S10_beach.jpg", train) is None     # S10 is not a training subject

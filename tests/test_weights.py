@@ -139,3 +139,38 @@ def test_training_continues_from_saved_weights(trained, tmp_path, monkeypatch):
     m2, h2, run2 = E.generator(ds, "embedded", "DG+AUG", "quick", 0, progress=False, heldout=False,
                                continue_weights=True, steps=7, batch=4, generator=dict(width=4, points=8))
     assert run2 == run and h2["lr_start"] == 2 and h2["step"][-1] == 7
+
+
+def test_quick_profile_on_h36m_uses_the_committed_generators_and_says_so():
+    """The quick profile on Human3.6M draws on the committed sets (weights/, then
+    weights/cpu/): only without overrides, at seed 0, for variants that have a set; the
+    record a sidecar keeps names their files' sha256; titles say which is which."""
+    from types import SimpleNamespace
+
+    import geo.experiments as E
+
+    h36m, embedded = SimpleNamespace(name="h36m"), SimpleNamespace(name="embedded")
+    meta = W.read_meta("DG+AUG")
+    got = E.committed_generator(h36m, "DG+AUG", "quick")
+    assert got is not None
+    models, hist, folder = got
+    assert folder == W.weights_dir() and hist["step"][-1] == meta["steps"] and hist["committed"]
+    rec = E.generator_record("DG+AUG", models, folder)
+    assert rec["committed"] and rec["files_sha256"] == {k: v["sha256"] for k, v in meta["files"].items()}
+    for args in ((embedded, "DG+AUG", "quick"), (h36m, "DG+AUG", "full"), (h36m, "DG+AUG", "quick", 1),
+                 (h36m, "DG+AUG", "quick", 0, {"steps": 5}), (h36m, "I_SG", "quick")):
+        assert E.committed_generator(*args) is None, args
+    if W.read_meta("SG") is None and W.read_meta("SG", W.profile_dir("cpu")) is None:
+        assert E.committed_generator(h36m, "SG", "quick") is None
+    # a trained run's record: not committed, another encoder hash
+    ds = load("embedded")
+    m2, _, run = E.generator(ds, "embedded", "DG+AUG", "quick", 0, progress=False, heldout=False, steps=2, batch=4,
+                             generator=dict(width=4, points=8))
+    rec2 = E.generator_record("DG+AUG", m2, run)
+    assert not rec2["committed"] and rec2["encoder_state_sha256"] != rec["encoder_state_sha256"]
+    assert E.generator_record("DG+AUG", m2, run)["encoder_state_sha256"] == rec2["encoder_state_sha256"]
+    assert E.profile_note("full", {"DG+AUG": rec}) == ""
+    assert "committed generators" in E.profile_note("quick", {"DG+AUG": rec})
+    assert "smoke-test" in E.profile_note("quick", {"DG+AUG": rec2})
+    mixed = E.profile_note("quick", {"DG+AUG": rec, "AE": rec2})
+    assert "committed DG+AUG" in mixed and "smoke-test AE" in mixed
