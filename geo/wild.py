@@ -407,8 +407,9 @@ class Estimator:
     """MediaPipe Pose, offline, one person per image: ``estimator(image_bgr, where)`` ->
     :class:`Detection` or :class:`NoPerson`. ``video=True`` is for the frames of one
     video in order: MediaPipe then tracks the person from frame to frame instead of
-    detecting it afresh in each (steadier joints, and faster); use a new estimator per
-    video."""
+    detecting it afresh in each (steadier joints, and faster; at a cut to another shot
+    the person can be lost for a frame while it is detected anew); use a new estimator
+    per video."""
 
     def __init__(self, min_confidence: float = 0.5, video: bool = False):
         mp = require()
