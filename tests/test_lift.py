@@ -201,3 +201,170 @@ def test_cli_takes_folders_patterns_a_variant_and_no_png(committed, mpii, tmp_pa
     rc = cli.main(["lift", str(tmp_path / "nothing-*.jpg"), "--annotations", str(d / "test_mpii.json"),
                    "--out", str(out)])
     assert rc == 2 and "nothing-*.jpg: no image files there" in capsys.readouterr().err
+
+
+def _write_video(path, values, size=(64, 64), fps=10.0):
+    """A small mp4v video of uniform frames of grey ``values``."""
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert w.isOpened(), "this OpenCV cannot write mp4v"
+    for v in values:
+        w.write(np.full((size[1], size[0], 3), v, np.uint8))
+    w.release()
+    return path
+
+
+def _person(shift=0.0):
+    """SH16 joints of a standing figure that fits a 64 x 64 frame (px, y down)."""
+    from geo.skeleton import SH16_NAMES
+
+    p = {"RFoot": (470, 900), "RKnee": (475, 750), "RHip": (480, 600), "LHip": (540, 600), "LKnee": (545, 750),
+         "LFoot": (550, 900), "Hip": (510, 600), "Spine": (510, 420), "Thorax": (510, 380), "Head": (510, 300),
+         "RWrist": (430, 620), "RElbow": (440, 520), "RShoulder": (465, 420), "LShoulder": (555, 420),
+         "LElbow": (580, 520), "LWrist": (590, 620)}
+    return ((np.array([p[n] for n in SH16_NAMES], np.float32) - [400, 280]) * 0.09 + shift).astype(np.float32)
+
+
+class FakeEstimator:
+    """Stands in for MediaPipe: a person in bright frames (joints shifted by the frame's
+    brightness, visibility per landmark), NoPerson in dark ones; records what it gave."""
+    made, given = [], []
+
+    def __init__(self, *a, **kw):
+        FakeEstimator.made.append(kw)
+        self.closed = False
+
+    def __call__(self, image, where="image"):
+        m = float(image.mean())
+        if m < 60:
+            raise wild.NoPerson(f"{where}: no person found")
+        d = wild.Detection(_person(m / 100), np.zeros((33, 2), np.float32),
+                           np.linspace(0.2, 0.9, 33).astype(np.float32))
+        FakeEstimator.given.append(d.joints)
+        return d
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_estimator(monkeypatch):
+    FakeEstimator.made, FakeEstimator.given = [], []
+    monkeypatch.setattr(wild, "require", lambda: None)
+    monkeypatch.setattr(wild, "Estimator", FakeEstimator)
+    return FakeEstimator
+
+
+def test_cli_lifts_a_video_frame_by_frame_into_one_npz_an_overlay_and_a_summary(committed, fake_estimator, tmp_path,
+                                                                                capsys):
+    import cv2
+
+    values = [200, 20, 200, 150, 20, 200]                 # frames 1 and 4 show nobody
+    clip = _write_video(tmp_path / "clip.mp4", values)
+    out = tmp_path / "out"
+    rc = cli.main(["lift", str(clip), "--out", str(out), "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    assert fake_estimator.made == [{"video": True}]       # one tracking estimator for the video
+    z = np.load(out / "clip.npz")
+    found = np.array([v > 60 for v in values])
+    assert z["found"].tolist() == found.tolist() and z["frame"].tolist() == list(range(6))
+    assert float(z["fps"]) == 10.0 and np.allclose(z["time_s"], np.arange(6) / 10)
+    assert z["pose3d"].shape == (6, 17, 3) and z["keypoints2d"].shape == (6, 16, 2) and z["confidence"].shape == (6, 16)
+    assert np.isnan(z["pose3d"][~found]).all() and np.isnan(z["keypoints2d"][~found]).all()
+    assert np.allclose(z["keypoints2d"][found], np.stack(fake_estimator.given))
+    assert np.allclose(z["confidence"][found], wild.sh16_confidence(np.linspace(0.2, 0.9, 33)))
+    assert np.allclose(z["pose3d"][found], committed(z["keypoints2d"][found]), atol=1e-2)   # the image path
+    assert np.allclose(z["pose3d"][found][:, 0], 0) and list(z["joints_3d"])[0] == "Hip"
+    s = json.loads((out / "clip.json").read_text())
+    assert (s["frames"], s["frames_found"], s["frames_without_person"]) == (6, 4, [1, 4])
+    assert s["meta"]["encoder_sha256"] == L.encoder_sha("DG+AUG") and s["meta"]["lifter_device"] == "cpu"
+    for f in ("clip.npz", "clip_overlay.mp4"):             # the summary holds what was written
+        assert s["files"][f]["sha256"] == L._file_sha256(out / f), f
+    cap = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    frames = []
+    while True:
+        ok, fr = cap.read()
+        if not ok:
+            break
+        frames.append(fr.astype(int))
+    assert len(frames) == 6 and frames[0].shape == (64, 64, 3)
+    drawn = [np.abs(fr - v).max() > 60 for fr, v in zip(frames, values)]   # a skeleton over the grey
+    assert drawn == found.tolist(), drawn
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]        # no temp file or folder left
+
+
+def test_video_stride_max_frames_no_png_and_bad_videos(committed, fake_estimator, tmp_path, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    _write_video(clips / "a.mp4", [200] * 7)
+    (clips / "broken.mov").write_text("not a video")
+    (clips / "notes.txt").write_text("neither")
+    assert [p.name for p in L.expand_inputs([clips])] == ["a.mp4", "broken.mov"]
+    out = tmp_path / "out"
+    rc = cli.main(["lift", str(clips), "--out", str(out), "--stride", "3", "--max-frames", "2", "--no-png"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "broken.mov: OpenCV cannot open it as a video" in err and "expected a video" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.npz"]    # no overlay with --no-png
+    z = np.load(out / "a.npz")
+    assert z["frame"].tolist() == [0, 3] and z["found"].all()
+    s = json.loads((out / "a.json").read_text())
+    assert s["stride"] == 3 and s["max_frames"] == 2 and "a_overlay.mp4" not in s["files"]
+    for argv, word in ((["--stride", "0"], "--stride 0"), (["--max-frames", "-1"], "--max-frames -1")):
+        assert cli.main(["lift", str(clips / "a.mp4"), "--out", str(tmp_path / "o2"), *argv]) == 2
+        assert word in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
+def test_a_video_with_annotations_is_refused_by_name(committed, mpii, tmp_path, capsys):
+    d, _ = mpii
+    clip = _write_video(tmp_path / "walk.mp4", [200] * 2)
+    rc = cli.main(["lift", str(clip), str(d / MPII[0]), "--annotations", str(d / "test_mpii.json"),
+                   "--out", str(tmp_path / "o"), "--no-png"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "walk.mp4: a video, but --annotations" in err, err
+    r = json.loads((tmp_path / "o" / f"{MPII[0][:-4]}.json").read_text())
+    assert r["joints_2d_px"]["confidence"] is None        # annotations carry no confidence
+
+
+def test_image_json_carries_the_estimator_confidence(committed, fake_estimator, tmp_path, capsys):
+    import cv2
+
+    img = tmp_path / "me.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 200, np.uint8))
+    rc = cli.main(["lift", str(img), "--out", str(tmp_path / "o"), "--no-png"])
+    assert rc == 0, capsys.readouterr().err
+    assert fake_estimator.made == [{}]                   # images: the single-image estimator
+    r = json.loads((tmp_path / "o" / "me.json").read_text())
+    conf = r["joints_2d_px"]["confidence"]
+    assert len(conf) == 16 and np.allclose(conf, wild.sh16_confidence(np.linspace(0.2, 0.9, 33)), atol=1e-3)
+
+
+def test_device_is_checked_before_anything_loads(monkeypatch, tmp_path, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert L.resolve_device("auto") == torch.device("cpu") and L.resolve_device("CPU") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device cuda: CUDA is not available"):
+        L.Lifter.from_pretrained("DG+AUG", device="cuda", dir=tmp_path)   # refused before the (absent) weights
+    with pytest.raises(ValueError, match=r"device 'tpu': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        L.resolve_device("tpu")
+    rc = cli.main(["lift", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--device", "cuda"])
+    assert rc == 2 and "--device cuda: CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert L.resolve_device("auto") == torch.device("cuda") and L.resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="there are 1 GPUs; expected cuda:0 to cuda:0"):
+        L.resolve_device("cuda:1")
+
+
+def test_from_pretrained_on_the_cpu_keeps_both_parts_there(committed):
+    import torch
+
+    lf = L.Lifter.from_pretrained("DG+AUG", device="cpu")
+    assert lf.device == torch.device("cpu")
+    assert next(lf.encoder.parameters()).device.type == "cpu"
+    assert next(lf.fitted.regressor.parameters()).device.type == "cpu"
+    x = _person()[None]
+    assert np.allclose(lf(x), committed(x), atol=1e-3)

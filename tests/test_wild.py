@@ -95,3 +95,121 @@ def test_estimator_on_mpii_fixture(estimator, shared_data):
 def test_estimator_finds_no_person_in_a_blank_image(estimator):
     with pytest.raises(wild.NoPerson, match="blank.png: no person found"):
         estimator(np.full((256, 256, 3), 255, np.uint8), "blank.png")
+
+
+def test_sh16_confidence_is_the_least_visible_landmark_of_each_joint():
+    vis = np.linspace(0.01, 0.99, 33)                     # distinct: each joint's minimum tells which it took
+    c = wild.sh16_confidence(vis)
+    j = {n: c[i] for i, n in enumerate(SH16_NAMES)}
+    assert np.isclose(j["RFoot"], vis[28]) and np.isclose(j["LWrist"], vis[15])
+    assert np.isclose(j["Hip"], vis[23]) and np.isclose(j["Spine"], vis[11])
+    assert np.isclose(j["Thorax"], vis[9]) and np.isclose(j["Head"], vis[2])   # mouth and eyes enter these
+    assert wild.sh16_confidence(np.stack([vis, vis[::-1]])).shape == (2, 16)
+    assert wild.Detection(np.zeros((16, 2)), np.zeros((33, 2)), None).confidence is None
+    with pytest.raises(ValueError, match="33"):
+        wild.sh16_confidence(np.ones(16))
+
+
+def _write_video(path, values, size=(64, 48), fps=10.0):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert w.isOpened(), "this OpenCV cannot write mp4v"
+    for v in values:
+        w.write(np.full((size[1], size[0], 3), v, np.uint8))
+    w.release()
+    return path
+
+
+def test_video_reader_strides_stops_and_names_bad_files(tmp_path):
+    clip = _write_video(tmp_path / "clip.mp4", [10, 60, 110, 160, 210])
+    with wild.Video(clip) as v:
+        assert v.size == (64, 48) and v.fps == 10.0 and v.frames == 5 and v.planned() == 5
+        got = list(v)
+    assert [i for i, _ in got] == [0, 1, 2, 3, 4] and got[0][1].shape == (48, 64, 3)
+    assert [int(f.mean() / 50 + 0.5) for _, f in got] == [0, 1, 2, 3, 4]     # the frames, in order
+    with wild.Video(clip, stride=2) as v:
+        assert [i for i, _ in v] == [0, 2, 4] and v.planned() == 3
+    with wild.Video(clip, stride=2, max_frames=2) as v:
+        assert [i for i, _ in v] == [0, 2] and v.planned() == 2
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("not a video")
+    with pytest.raises(wild.WildError, match=r"junk\.mp4: OpenCV cannot open it as a video.*expected a video"):
+        wild.Video(junk)
+    with pytest.raises(wild.WildError, match=r"gone\.avi: no such file; expected a video"):
+        wild.Video(tmp_path / "gone.avi")
+    assert wild.is_video("A/B.MP4") and wild.is_video("x.webm") and not wild.is_video("x.jpg")
+
+
+def test_cv2_owners_names_the_installed_opencv():
+    owners = wild.cv2_owners()
+    assert owners and all(o.lower().startswith("opencv") for o in owners), owners   # cv2 is a core dependency
+
+
+def test_missing_extra_names_every_cv2_owner_and_the_annotations_way(monkeypatch):
+    from importlib import metadata
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    both = {"cv2": ["opencv-python-headless", "opencv-contrib-python", "opencv-python-headless"], "numpy": ["numpy"]}
+    monkeypatch.setattr(metadata, "packages_distributions", lambda: both)
+    assert wild.cv2_owners() == ["opencv-contrib-python", "opencv-python-headless"]
+    with pytest.raises(wild.MissingExtra) as e:
+        wild.require()
+    msg = str(e.value)
+    assert "--annotations" in msg and "works without it" in msg, msg
+    assert "cv2 is installed by 2 distributions (opencv-contrib-python, opencv-python-headless)" in msg, msg
+    assert "pip uninstall -y opencv-contrib-python opencv-python-headless && pip install opencv-python-headless" in msg
+    monkeypatch.setattr(metadata, "packages_distributions", lambda: {"cv2": ["opencv-python-headless"]})
+    with pytest.raises(wild.MissingExtra) as e:
+        wild.require()
+    assert "cv2 is installed by" not in str(e.value) and wild.cv2_conflict() is None
+
+
+def test_mediapipe_logs_are_turned_down_before_import_unless_the_user_chose(monkeypatch):
+    import os
+    import types
+
+    levels = []
+    absl = types.ModuleType("absl")
+    absl.logging = types.ModuleType("absl.logging")
+    absl.logging.ERROR, absl.logging.set_verbosity = 1, levels.append
+    monkeypatch.setitem(sys.modules, "absl", absl)
+    monkeypatch.setitem(sys.modules, "absl.logging", absl.logging)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    monkeypatch.delenv("GLOG_minloglevel", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    with pytest.raises(wild.MissingExtra):
+        wild.require()                                    # set even when the import then fails
+    assert os.environ["GLOG_minloglevel"] == "2" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert levels == [1]                                  # absl's Python logging: errors only
+    monkeypatch.setenv("GLOG_minloglevel", "0")           # the user wants mediapipe's logs
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    assert wild.quiet_logs() == {}
+    assert os.environ["GLOG_minloglevel"] == "0" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1" and levels == [1]
+
+
+def test_native_stderr_drops_native_lines_under_the_levels_set(monkeypatch, capfd):
+    import os
+
+    lines = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             b"W0000 00:00:1796175705.457959   26343 inference_feedback_manager.cc:114] Feedback manager\n"
+             b"I0000 00:00:1796175705.457959   26343 gl_context.cc:357] GL version\n"
+             b"E0000 00:00:1796175705.457959   26343 calculator_graph.cc:887] graph failed\n"
+             b"something else\n")
+    monkeypatch.setenv("GLOG_minloglevel", "2")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    with wild.native_stderr():
+        os.write(2, lines)                                # as mediapipe's C++ threads write
+    err = capfd.readouterr().err
+    assert err == "E0000 00:00:1796175705.457959   26343 calculator_graph.cc:887] graph failed\nsomething else\n", err
+    monkeypatch.setenv("GLOG_minloglevel", "0")           # the user asked for everything
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with wild.native_stderr():
+        os.write(2, lines)
+    assert capfd.readouterr().err == lines.decode()
+    with pytest.raises(KeyError):                         # an error in the block still restores stderr
+        with wild.native_stderr():
+            raise KeyError("x")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
