@@ -83,6 +83,22 @@ def check_precomputed_folder(pre: Path, data: str, profile: str) -> None:
                 raise UsageError(f"--precomputed {e.args[0] if e.args else e}") from e
 
 
+def portable(path) -> str:
+    """A notebook parameter for ``path``: relative to ``notebooks/`` (where the notebooks
+    run) when it lies in the folder that holds the repository -- the repository itself, or
+    ``../shared/data`` beside it -- so that an executed notebook runs on another machine
+    with the same layout; else as given. Names that are not paths ("embedded") pass."""
+    p = Path(str(path)).expanduser()
+    if not p.exists():
+        return str(path)
+    p = p.resolve()
+    try:
+        p.relative_to(NOTEBOOKS.resolve().parent.parent)
+    except ValueError:
+        return str(path)
+    return os.path.relpath(p, NOTEBOOKS.resolve())
+
+
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     import papermill as pm
 
@@ -101,10 +117,10 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
         return 1
     skipped = []
     for nb in books:
-        params = {"data": data, "profile": profile}
+        params = {"data": portable(data), "profile": profile}
         stage = PRECOMPUTED.get(nb.stem)
         if precomputed and stage and (Path(precomputed) / f"{stage}.json").exists():
-            params["precomputed"] = str(Path(precomputed) / f"{stage}.json")
+            params["precomputed"] = portable(Path(precomputed) / f"{stage}.json")
         elif precomputed and stage and profile == "full" and not _cuda():
             # Drawing a GPU run's results: a stage it did not compute is not started on a
             # CPU, where the full profile takes hours (Table 1: 15-20 h on 2 cores).

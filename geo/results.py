@@ -42,6 +42,20 @@ REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = {"full": "", "cpu": "cpu"}
 
 
+def notebook_path(value: str) -> str:
+    """A notebook's path parameter as the notebook uses it: a relative path is taken from
+    ``notebooks/``, wherever the notebook runs (``reproduce`` runs it there; an executed
+    copy in ``figures/notebooks/`` or ``runs/notebooks/`` resolves the same way, so its
+    Run All works on another machine with the same layout); names that are not paths
+    (``"embedded"``, empty) pass as they are; comma lists are taken item by item."""
+    if not value or value in ("embedded", "default"):
+        return value
+    if "," in value:
+        return ",".join(notebook_path(v.strip()) for v in value.split(",") if v.strip())
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (REPO / "notebooks" / p).resolve())
+
+
 def publishes(data, profile) -> bool:
     """Whether a run of ``data`` in ``profile`` writes the committed ``figures/``: only a
     full- or cpu-profile run on a Human3.6M copy does."""

@@ -131,3 +131,19 @@ def test_reproduce_names_its_results_and_keeps_each_runs_notebooks_apart(tmp_pat
         assert last.startswith(f"results in {tmp_path / 'figures'}") and "-quick, executed notebooks in" in last, last
     folders = sorted(set(outs))
     assert len(folders) == 3 and all(tmp_path / "notebooks" in f.parents for f in folders)
+
+
+def test_notebook_parameters_are_portable_paths(tmp_path):
+    """Executed notebooks carry paths relative to notebooks/ for what lies beside or in the
+    repository (so Run All works on another machine with the same layout), others as given."""
+    from geo.__main__ import NOTEBOOKS, portable
+    from geo.results import REPO
+
+    assert portable("embedded") == "embedded"
+    inside = REPO / "figures"
+    assert portable(inside) == "../figures" and (NOTEBOOKS / portable(inside)).resolve() == inside.resolve()
+    beside = REPO.parent / "shared"
+    if beside.is_dir():
+        assert portable(beside) == "../../shared"
+    assert portable(tmp_path) == str(tmp_path)              # elsewhere: the user's own path
+    assert portable(tmp_path / "absent") == str(tmp_path / "absent")
