@@ -162,7 +162,7 @@ def bench(data: str = "embedded", budget_s: float | None = None, steps: int | No
     cl_off = next((r for r in rows if r["row"].startswith("channels_last off")), {})
     chosen = dict(batch=best["batch"], fused=fused_r.get("pairs_per_s", 0) >= rows[0].get("pairs_per_s", 0),
                   channels_last=cl_off.get("pairs_per_s", 0) <= rows[0].get("pairs_per_s", 0), compile=False)
-    # The compile levers before the per-variant rows: the lease of 2026-11-26 ran out of
+    # The compile levers before the per-variant rows: the GPU run of 2026-11-26 ran out of
     # budget before them (the per-variant rows are informational; the pipeline measures
     # each variant's throughput itself). A compile mode that beats eager by 10% is chosen.
     eager_pps = best.get("pairs_per_s", 0)

@@ -67,7 +67,7 @@ def data_identity(data) -> str:
     """What a data argument holds, independent of where it lies: ``"embedded"``, or a
     sha256 over the relative names and contents of the files under the path (an ``.npz``
     by its arrays, so that a copy whose npz were re-compressed -- e.g. unpacked from the
-    smaller form a GPU lease carries, ``scripts/device_data.py`` -- is the same data;
+    smaller form a GPU run carries, ``scripts/device_data.py`` -- is the same data;
     other files by their bytes, files over 64 MiB by size and first and last MiB). The
     same copy at another path (a GPU machine) has the same identity; an edited file has
     another. Cached per process by (path, sizes, mtimes)."""

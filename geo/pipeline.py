@@ -1,6 +1,6 @@
-"""The full-profile run on one GPU, in stages that resume, sized to a lease.
+"""The full-profile run on one GPU, in stages that resume, sized to a time budget.
 
-A lent GPU gives 15 minutes of device time in all (the machine's start included) and one
+A GPU run may have 15 minutes of device time in all (the machine's start included) and one
 command runs at most 10 minutes, so everything the paper's figures need is computed by
 one command (``scripts/gpu_run.sh`` -> ``python -m geo full-gpu``) within a wall-clock
 budget (``--budget-s``, 540 s by default):
@@ -27,7 +27,7 @@ whose JSON exists is skipped (OUT's ``made_by.json`` must name the same data and
 profile: :mod:`geo.cache`), so a command cut off by its limit is continued by running
 the same command again; generators resume from their checkpoints in ``$GEO_RUNS``.
 ``--profile tiny`` runs the same code on CPU in about a minute (tests/test_gpu_run.py),
-which is how the script is rehearsed before a lease is spent on it.
+which is how the script is rehearsed before GPU time is spent on it.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from geo.results import Provenance, atomic_write, dumps
 from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
 
 STAGES = ("bench", "generators", "fig5", "fig6", "regressors", "tables")
-# Generators whose weights come back from the lease and are committed (weights/): what
+# Generators whose weights come back from the GPU run and are committed (weights/): what
 # Figures 3-6 and Table 1 need, within the device tool's 64 MiB of returned files
 # (width 32: encoder 12.0 MiB, decoder 7.3 MiB in bf16, i.e. 58 MiB for these six files).
 PERSIST = {"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi")}
@@ -139,7 +139,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
         _log(f"== {stage} ({clock.elapsed():.0f} s elapsed, {clock.left():.0f} s left)")
         try:
             _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path)
-        except Exception:  # noqa: BLE001 - one failed stage must not cost the others (a lease is scarce)
+        except Exception:  # noqa: BLE001 - one failed stage must not cost the others (GPU time is scarce)
             failed.append(stage)
             _log(f"{stage} FAILED:\n{traceback.format_exc()}")
     _log(f"done in {clock.elapsed():.0f} s" + (f"; failed stages: {failed}" if failed else ""))

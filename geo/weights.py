@@ -62,7 +62,7 @@ def stem(variant: str) -> str:
 
 def check_size(path, blob: bytes) -> None:
     """WeightsError naming ``path`` when ``blob`` is over :data:`MAX_BYTES` (what one file
-    of a GPU lease's returned files may be)."""
+    of a GPU run's returned files may be)."""
     if len(blob) > MAX_BYTES:
         raise WeightsError(f"{path}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
 

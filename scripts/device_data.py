@@ -1,11 +1,11 @@
-"""A Human3.6M copy in the smallest lossless form a GPU lease can carry, and back.
+"""A Human3.6M copy in the smallest lossless form a GPU run can carry, and back.
 
-    python scripts/device_data.py pack SRC_DIR DST.xz     # any folder, here, before the lease
+    python scripts/device_data.py pack SRC_DIR DST.xz     # any folder, here, before the GPU run
     python scripts/device_data.py stage .dev/h36m .dev/carried.xz --weights DG_AUG
                                                           # the pack + weights/DG_AUG.* in one file
     python scripts/device_data.py unpack DST.xz OUT_DIR   # on the device (gpu_run.sh does it)
 
-Why: what travels to a lent GPU machine is at most 64 MiB -- the tracked tree (with the
+Why: what travels to a GPU machine is at most 64 MiB -- the tracked tree (with the
 committed weights, about 60 MiB) plus what is carried. The compact pack's two npz are
 36.9 MB; float32 arrays compress badly as they are, but with their bytes regrouped into
 planes (all first bytes, then all second bytes, ...) xz takes them to about 70% of that
@@ -14,9 +14,9 @@ planes (all first bytes, then all second bytes, ...) xz takes them to about 70% 
 as the packed one (npz are identified by their arrays, so the re-saved npz are the same
 data: run folders and ``weights/`` made on either copy match).
 
-The same goes for the committed bf16 weights a lease continues training from (``.pt``
+The same goes for the committed bf16 weights a GPU run continues training from (``.pt``
 files: 2-byte planes, about 68% of their size; they come back byte for byte, so their
-sha256 sidecars still hold). A lease that continues DG+AUG carries one file: the pack and
+sha256 sidecars still hold). A GPU run that continues DG+AUG carries one file: the pack and
 ``weights/DG_AUG.*`` staged in one folder (``scripts/gpu_run.sh`` unpacks it).
 
 Format: xz of [8-byte little-endian header length][JSON header][payload]; the header lists
@@ -115,7 +115,7 @@ def pack(src, dst, preset: int = 6) -> dict:
 
 
 MAX_HEADER = 16 << 20      # the header of the shared pack plus weights is a few KB
-MAX_UNPACKED = 1 << 30     # what a lease can carry (64 MiB compressed) unpacks to far less
+MAX_UNPACKED = 1 << 30     # what a GPU run can carry (64 MiB compressed) unpacks to far less
 
 
 def _inflate(dec: lzma.LZMADecompressor, f, n: int, src) -> bytes:
@@ -239,7 +239,7 @@ def unpack(src, out) -> Path:
 
 
 def stage(data, dst, weights=(), preset: int = 6) -> dict:
-    """Pack what a lease carries into ``dst``: the Human3.6M copy ``data`` as ``h36m/`` and
+    """Pack what a GPU run carries into ``dst``: the Human3.6M copy ``data`` as ``h36m/`` and
     the committed weights of each stem in ``weights`` (e.g. ``DG_AUG``: its ``.pt`` files
     and JSON sidecar) as ``weights/``."""
     from geo.weights import weights_dir
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--preset", type=int, default=6, help="xz preset 0-9 (6: about a minute for the pack)")
-    st = sub.add_parser("stage", help="pack a Human3.6M copy and committed weights into one file for a lease")
+    st = sub.add_parser("stage", help="pack a Human3.6M copy and committed weights into one file for a GPU run")
     st.add_argument("data")
     st.add_argument("dst")
     st.add_argument("--weights", nargs="*", default=[], help="stems in weights/, e.g. DG_AUG")

@@ -3,11 +3,11 @@
 #
 #   scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]
 #
-# DATA     a Human3.6M copy (on the lent machine: carried beside the tree), or a file made by
+# DATA     a Human3.6M copy (on the GPU machine: carried beside the tree), or a file made by
 #          `scripts/device_data.py stage|pack` (*.xz: the pack in its smallest lossless form,
 #          with committed weights to continue from); it is unpacked into $WORK/carried, its
 #          weights/ join the checkout's weights/ (missing files only), DATA becomes its h36m/
-# OUT      where the bundle goes (on the lent machine: $OUT, which comes back)
+# OUT      where the bundle goes (on the GPU machine: $OUT, which comes back)
 # PROFILE  full (default, a GPU) or tiny (the CPU rehearsal that tests/test_gpu_run.py runs)
 # BUDGET_S wall-clock budget of the whole run in seconds (default 540: one device command
 #          runs at most 600 s); training is sized from the measured throughput to fit it

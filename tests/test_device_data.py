@@ -1,4 +1,4 @@
-"""What a GPU lease carries (scripts/device_data.py): the pack and committed weights in
+"""What a GPU run carries (scripts/device_data.py): the pack and committed weights in
 their smallest lossless form, back bit for bit, with the same data identity; and the
 prepared run accepts it."""
 import importlib.util

@@ -1,6 +1,6 @@
 """The prepared GPU run, rehearsed on CPU: scripts/gpu_run.sh runs every stage of
 `python -m geo full-gpu` end to end on the embedded default in the tiny profile and
-bundles what a lease would bring back within the device tool's limits."""
+bundles what a GPU run would bring back within the transfer limits."""
 import json
 import os
 import subprocess
@@ -88,7 +88,7 @@ def test_a_second_run_skips_finished_stages(bundle):
 
 
 def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
-    """Weights that came back (and get committed) are where the next lease starts: with
+    """Weights that came back (and get committed) are where the next GPU run starts: with
     them in the weights folder, a fresh run's schedule adds its new steps to theirs and
     the generators continue their step count (issue 8 items 3 and 5)."""
     out, _, _ = bundle

@@ -192,7 +192,7 @@ def test_where_results_go(monkeypatch):
 
 
 def test_commit_passed_in_wins(monkeypatch, tmp_path):
-    """The GPU machine's copy may carry stale or no git metadata (a lease once recorded the
+    """The GPU machine's copy may carry stale or no git metadata (a GPU run once recorded the
     previous commit, dirty): the commit passed in as $GEO_COMMIT is what a result records."""
     monkeypatch.setenv("GEO_COMMIT", "abc123")
     assert results.git_commit()["commit"] == "abc123"          # in this git checkout too
