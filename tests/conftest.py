@@ -30,3 +30,21 @@ def h36m_pack(h36m_dir):
     from geo.data.h36m import load_pack
 
     return load_pack(h36m_dir)
+
+
+@pytest.fixture
+def write_video():
+    """``write_video(path, values, size=(w, h), fps)``: a small mp4v video of uniform
+    frames of grey ``values`` at ``path``, returned (the tests of video input)."""
+    def write(path, values, size=(64, 64), fps=10.0):
+        import cv2
+        import numpy as np
+
+        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        assert w.isOpened(), "this OpenCV cannot write mp4v"
+        for v in values:
+            w.write(np.full((size[1], size[0], 3), v, np.uint8))
+        w.release()
+        return path
+
+    return write

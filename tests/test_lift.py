@@ -203,18 +203,6 @@ def test_cli_takes_folders_patterns_a_variant_and_no_png(committed, mpii, tmp_pa
     assert rc == 2 and "nothing-*.jpg: no image files there" in capsys.readouterr().err
 
 
-def _write_video(path, values, size=(64, 64), fps=10.0):
-    """A small mp4v video of uniform frames of grey ``values``."""
-    import cv2
-
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    assert w.isOpened(), "this OpenCV cannot write mp4v"
-    for v in values:
-        w.write(np.full((size[1], size[0], 3), v, np.uint8))
-    w.release()
-    return path
-
-
 def _person(shift=0.0):
     """SH16 joints of a standing figure that fits a 64 x 64 frame (px, y down)."""
     from geo.skeleton import SH16_NAMES
@@ -256,12 +244,12 @@ def fake_estimator(monkeypatch):
     return FakeEstimator
 
 
-def test_cli_lifts_a_video_frame_by_frame_into_one_npz_an_overlay_and_a_summary(committed, fake_estimator, tmp_path,
+def test_cli_lifts_a_video_frame_by_frame_into_one_npz_an_overlay_and_a_summary(write_video, committed, fake_estimator, tmp_path,
                                                                                 capsys):
     import cv2
 
     values = [200, 20, 200, 150, 20, 200]                 # frames 1 and 4 show nobody
-    clip = _write_video(tmp_path / "clip.mp4", values)
+    clip = write_video(tmp_path / "clip.mp4", values)
     out = tmp_path / "out"
     rc = cli.main(["lift", str(clip), "--out", str(out), "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
@@ -294,10 +282,10 @@ def test_cli_lifts_a_video_frame_by_frame_into_one_npz_an_overlay_and_a_summary(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]        # no temp file or folder left
 
 
-def test_video_stride_max_frames_no_png_and_bad_videos(committed, fake_estimator, tmp_path, capsys):
+def test_video_stride_max_frames_no_png_and_bad_videos(write_video, committed, fake_estimator, tmp_path, capsys):
     clips = tmp_path / "clips"
     clips.mkdir()
-    _write_video(clips / "a.mp4", [200] * 7)
+    write_video(clips / "a.mp4", [200] * 7)
     (clips / "broken.mov").write_text("not a video")
     (clips / "notes.txt").write_text("neither")
     assert [p.name for p in L.expand_inputs([clips])] == ["a.mp4", "broken.mov"]
@@ -316,9 +304,9 @@ def test_video_stride_max_frames_no_png_and_bad_videos(committed, fake_estimator
     assert not (tmp_path / "o2").exists()
 
 
-def test_a_video_with_annotations_is_refused_by_name(committed, mpii, tmp_path, capsys):
+def test_a_video_with_annotations_is_refused_by_name(write_video, committed, mpii, tmp_path, capsys):
     d, _ = mpii
-    clip = _write_video(tmp_path / "walk.mp4", [200] * 2)
+    clip = write_video(tmp_path / "walk.mp4", [200] * 2)
     rc = cli.main(["lift", str(clip), str(d / MPII[0]), "--annotations", str(d / "test_mpii.json"),
                    "--out", str(tmp_path / "o"), "--no-png"])
     err = capsys.readouterr().err

@@ -110,19 +110,8 @@ def test_sh16_confidence_is_the_least_visible_landmark_of_each_joint():
         wild.sh16_confidence(np.ones(16))
 
 
-def _write_video(path, values, size=(64, 48), fps=10.0):
-    import cv2
-
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    assert w.isOpened(), "this OpenCV cannot write mp4v"
-    for v in values:
-        w.write(np.full((size[1], size[0], 3), v, np.uint8))
-    w.release()
-    return path
-
-
-def test_video_reader_strides_stops_and_names_bad_files(tmp_path):
-    clip = _write_video(tmp_path / "clip.mp4", [10, 60, 110, 160, 210])
+def test_video_reader_strides_stops_and_names_bad_files(write_video, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", [10, 60, 110, 160, 210], size=(64, 48))
     with wild.Video(clip) as v:
         assert v.size == (64, 48) and v.fps == 10.0 and v.frames == 5 and v.planned() == 5
         got = list(v)
