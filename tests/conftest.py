@@ -48,3 +48,20 @@ def write_video():
         return path
 
     return write
+
+
+@pytest.fixture
+def no_heavy_work(monkeypatch):
+    """CLI tests of argument checking: were an argument let through, fail at once instead
+    of running notebooks, pipeline stages, training or lifting."""
+    import geo.__main__ as cli
+    import geo.pipeline
+    import geo.train
+
+    def refuse(*a, **k):
+        raise AssertionError(f"work started with {a} {k}")
+
+    monkeypatch.setattr(cli, "reproduce", refuse)
+    monkeypatch.setattr(geo.pipeline, "run", refuse)
+    monkeypatch.setattr(geo.train, "command", refuse)
+    monkeypatch.setattr("geo.lift.lift_images", refuse)

@@ -45,15 +45,21 @@ def test_claim_accepts_its_own_folder(tmp_path):
         cache.claim(tmp_path / "new", {**key, "profile": "full"})
 
 
+def _hold_elsewhere(folder, seconds: float) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock for ``seconds``, returned once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; sys.path.insert(0, sys.argv[2]); from geo.lock import hold\n"
+                               "with hold(sys.argv[1]):\n print('held', flush=True); time.sleep(float(sys.argv[3]))",
+                               str(folder), str(REPO), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_a_second_trainer_on_one_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; sys.path.insert(0, sys.argv[2]); from geo.lock import hold\n"
-                               "with hold(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
-                               str(out), str(REPO)], stdout=subprocess.PIPE, text=True)
+    holder = _hold_elsewhere(out, 60)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert cli.main(["train", "--variant", "SG", "--out", str(out), "--steps", "2", "--batch", "4"]) == 2
         err = capsys.readouterr().err
         assert "--out" in err and str(out) in err and f"process {holder.pid}" in err, err
@@ -146,12 +152,8 @@ def test_train_waits_for_another_process_on_its_folder(tmp_path, capsys):
 
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; sys.path.insert(0, sys.argv[2]); from geo.lock import hold\n"
-                               "with hold(sys.argv[1]):\n print('held', flush=True); time.sleep(3)",
-                               str(out), str(REPO)], stdout=subprocess.PIPE, text=True)
+    holder = _hold_elsewhere(out, 3)
     try:
-        assert holder.stdout.readline().strip() == "held"
         ds = load("embedded")
         cfg = config_for("SG", "quick", steps=2, batch=4, generator=dict(width=4, points=8))
         train(cfg, PairSource(ds, ds.train_subjects), out, progress=False)

@@ -16,19 +16,7 @@ from geo.data.h36m import load_cameras, load_original, load_pack
 from test_data import _write_cameras as write_cameras, _write_pack as write_pack
 
 
-@pytest.fixture(autouse=True)
-def no_heavy_work(monkeypatch):
-    """An argument let through fails at once instead of loading data or training."""
-    import geo.pipeline
-    import geo.train
-
-    def refuse(*a, **k):
-        raise AssertionError(f"work started with {a} {k}")
-
-    monkeypatch.setattr(cli, "reproduce", refuse)
-    monkeypatch.setattr(geo.pipeline, "run", refuse)
-    monkeypatch.setattr(geo.train, "command", refuse)
-    monkeypatch.setattr("geo.lift.lift_images", refuse)
+pytestmark = pytest.mark.usefixtures("no_heavy_work")   # tests/conftest.py
 
 
 def _fails(capsys, argv, *words):

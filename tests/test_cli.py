@@ -7,18 +7,9 @@ import pytest
 
 import geo.__main__ as cli
 
-REPRODUCE = cli.reproduce   # the real one, before the fixture below replaces it
+REPRODUCE = cli.reproduce   # the real one, before the no_heavy_work fixture replaces it
 
-@pytest.fixture(autouse=True)
-def no_heavy_work(monkeypatch):
-    """Were an argument let through, fail at once instead of running notebooks or stages."""
-    import geo.pipeline
-
-    def refuse(*a, **k):
-        raise AssertionError(f"heavy work started with {a} {k}")
-
-    monkeypatch.setattr(cli, "reproduce", refuse)
-    monkeypatch.setattr(geo.pipeline, "run", refuse)
+pytestmark = pytest.mark.usefixtures("no_heavy_work")   # tests/conftest.py
 
 
 def _fails(capsys, argv, *words):
