@@ -115,6 +115,9 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     if not books:
         print(f"no notebooks found in {NOTEBOOKS}", file=sys.stderr)
         return 1
+    # the kernels' progress bars reach this terminal line by line (log_output): one update
+    # every 15 s keeps a long step visible without hundreds of lines (a user's value wins)
+    os.environ.setdefault("TQDM_MININTERVAL", "15")
     skipped = []
     for nb in books:
         params = {"data": portable(data), "profile": profile}

@@ -114,14 +114,24 @@ def test_reproduce_names_its_results_and_keeps_each_runs_notebooks_apart(tmp_pat
 
     monkeypatch.setenv("GEO_RUNS", str(tmp_path))
     monkeypatch.delenv("GEO_FIGURES", raising=False)
-    outs = []
-    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **k: outs.append(Path(out).parent))
+    outs, bars = [], []
+
+    def execute(nb, out, **k):
+        outs.append(Path(out).parent)
+        bars.append(os.environ.get("TQDM_MININTERVAL"))   # what the kernels' progress bars get
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    monkeypatch.setenv("TQDM_MININTERVAL", "")   # so that teardown restores the caller's value
+    monkeypatch.delenv("TQDM_MININTERVAL")
     for data in ("embedded", str(tmp_path / "a" / "h36m"), str(tmp_path / "b" / "h36m")):
         assert REPRODUCE(data, "quick") == 0
         last = capsys.readouterr().out.strip().splitlines()[-1]
         assert last.startswith(f"results in {tmp_path / 'figures'}") and "-quick, executed notebooks in" in last, last
     folders = sorted(set(outs))
     assert len(folders) == 3 and all(tmp_path / "notebooks" in f.parents for f in folders)
+    assert set(bars) == {"15"}                        # a bar updates every 15 s, not hundreds of lines
+    monkeypatch.setenv("TQDM_MININTERVAL", "2")
+    assert REPRODUCE("embedded", "quick") == 0 and bars[-1] == "2"   # the user's value wins
 
 
 def test_notebook_parameters_are_portable_paths(tmp_path):
