@@ -111,6 +111,7 @@ def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, pr
 
 def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progress=True, over=None, hidden=1024,
              fit_profile: str = "full", tuned: dict | None = None) -> dict:
+    """Train cell ``name`` on ``pairs`` pairs (resuming its run folder) and score it."""
     from geo.experiments import data_identity
 
     cfg = cell_config(name, pairs, over)
@@ -119,20 +120,47 @@ def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progre
     src = PairSource(ds, ds.train_subjects, seed=cfg.seed)
     ho = PairSource(ds, ds.test_subjects, seed=cfg.seed)
     models, hist = train(cfg, src, run, progress=progress, heldout=ho)
+    row = score(name, cfg, models, hist, ds, ho, test_rows, seeds, hidden, fit_profile, tuned)
+    if src.joint_map_fit:
+        row["joint_map_fit"] = src.joint_map_fit
+    return {**row, "wall_s": time.time() - t0}
+
+
+def score(name: str, cfg, models, hist: dict, ds, ho, test_rows: int, seeds, hidden=1024, fit_profile="full",
+          tuned: dict | None = None) -> dict:
+    """A cell's row: its setting, held-out IoU, L_rc diagnostics, and Figure 5's comparison
+    at k = 500 with the default recipe and (given ``tuned``) each arm's own."""
     iou = heldout_iou(models["phi_psi"], heldout_batches(ho, cfg.variant, width=cfg.generator.line_width), cfg.variant)
     cons = diagnostics.consistency(models, ho, n=600)
     gain = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile)
     gain_t = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile, tuned) if tuned else {}
     return {"cell": name, "variant": cfg.variant, "pairs": cfg.steps * cfg.batch, "steps": cfg.steps,
             "width": cfg.generator.width, "line_width": cfg.generator.line_width, "lrc_norm": cfg.lrc_norm,
-            "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "heldout_iou": iou, "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
+            "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "heldout_iou": iou,
+            "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
             **{k: cons[k] for k in ("template_share", "lrc_matched", "other_over_matched", "unrotated_over_matched")},
             **{f"gain_{i}_pct": g["gain_pct"] for i, g in gain.items()},
             **{f"{i}_{m}_mm": g[m] for i, g in gain.items() for m in ("baseline", "regression1")},
             **{f"tuned_gain_{i}_pct": g["gain_pct"] for i, g in gain_t.items()},
-            **{f"tuned_{i}_{m}_mm": g[m] for i, g in gain_t.items() for m in ("baseline", "regression1")},
-            **({"joint_map_fit": src.joint_map_fit} if src.joint_map_fit else {}),
-            "wall_s": time.time() - t0}
+            **{f"tuned_{i}_{m}_mm": g[m] for i, g in gain_t.items() for m in ("baseline", "regression1")}}
+
+
+def score_committed(variant: str, folder: Path, ds, test_rows: int, seeds, tuned: dict | None = None,
+                    hidden: int = 1024, fit_profile: str = "full") -> dict:
+    """The same row for a committed generator set (e.g. the cpu profile's, trained longer
+    in the ``base`` setting): cell ``<variant>@<folder name>``, its sha256s named."""
+    from geo import weights
+
+    t0 = time.time()
+    models, meta = weights.load_generators(variant, folder, "cpu")
+    from geo.train import TrainConfig
+
+    cfg = TrainConfig.from_dict({**meta["config"], "steps": int(meta["steps"])})
+    ho = PairSource(ds, ds.test_subjects, seed=cfg.seed)
+    row = score(f"{weights.stem(variant)}@{Path(folder).name}", cfg, models, {}, ds, ho, test_rows, seeds, hidden,
+                fit_profile, tuned)
+    return {**row, "committed": str(Path(folder).relative_to(REPO)) if Path(folder).is_relative_to(REPO) else str(folder),
+            "files_sha256": {fn: f["sha256"] for fn, f in meta["files"].items()}, "wall_s": time.time() - t0}
 
 
 def main(argv=None):
@@ -144,6 +172,8 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=None, help="folder for study_generators.json (default: figures/)")
     ap.add_argument("--no-tuned", action="store_true", help="score with the default recipe only")
+    ap.add_argument("--score-committed", default="", metavar="VARIANT@PROFILE",
+                    help="score a committed set instead of training cells, e.g. DG+AUG@cpu (weights/cpu/)")
     ap.add_argument("--tiny", action="store_true", help="a rehearsal: width 4, 8 points, a few pairs (tests)")
     a = ap.parse_args(argv)
     cells = [c for c in a.cells.split(",") if c]
@@ -161,6 +191,16 @@ def main(argv=None):
         if a.tiny:   # the rehearsal keeps the winners' regularisation at a size a test affords
             tuned = {m: {**r, "hidden": 16, "steps": min(r["steps"], 20)} for m, r in tuned.items()}
     ds = load(a.data)
+    if a.score_committed:
+        from geo import weights
+
+        variant, _, prof = a.score_committed.partition("@")
+        r = score_committed(variant, weights.profile_dir(prof or "full"), ds, a.test_rows, seeds, tuned,
+                            hidden=16 if a.tiny else 1024, fit_profile="quick" if a.tiny else "full")
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "files_sha256"}, flush=True)
+        _save_row(path, r, prov, out, tuned)
+        print(f"wrote {path}")
+        return
     for c in cells:
         if any(r["cell"] == c and r["pairs"] >= a.pairs - 64 for r in _rows(path)):
             print(f"{c}: done, kept", flush=True)
@@ -168,14 +208,24 @@ def main(argv=None):
         r = run_cell(c, ds, a.data, a.pairs, a.test_rows, seeds, over=over, hidden=16 if a.tiny else 1024,
                      fit_profile="quick" if a.tiny else "full", tuned=tuned)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "iou_curve"}, flush=True)
-        # several studies may run at once (one per core), each on its own cells: re-read the
-        # rows under a lock and replace only this cell's, so none overwrites another's
-        with hold(runs_dir() / "study_generators", "study's results file", wait=True):
-            rows = [x for x in _rows(path) if x["cell"] != c] + [r]
-            rows.sort(key=lambda x: list(CELLS).index(x["cell"]) if x["cell"] in CELLS else len(CELLS))
-            save_table({"rows": rows, "k": 500, "tuned_recipes": tuned}, "study_generators", prov,
-                       rows=[{k: v for k, v in x.items() if k != "iou_curve"} for x in rows], out_dir=out)
+        _save_row(path, r, prov, out, tuned)
     print(f"wrote {path}")
+
+
+# the columns of study_generators.md (the JSON keeps every field, curves included)
+MD_COLUMNS = ("cell", "variant", "pairs", "line_width", "lrc_norm", "lr_min", "virtual_joints", "heldout_iou",
+              "template_share", "other_over_matched", "gain_sh_pct", "gain_gt_pct", "tuned_gain_sh_pct",
+              "tuned_gain_gt_pct", "tuned_sh_baseline_mm", "tuned_sh_regression1_mm", "wall_s")
+
+
+def _save_row(path: Path, r: dict, prov, out: Path, tuned) -> None:
+    # several studies may run at once (one per core), each on its own cells: re-read the
+    # rows under a lock and replace only this cell's, so none overwrites another's
+    with hold(runs_dir() / "study_generators", "study's results file", wait=True):
+        rows = [x for x in _rows(path) if x["cell"] != r["cell"]] + [r]
+        rows.sort(key=lambda x: list(CELLS).index(x["cell"]) if x["cell"] in CELLS else len(CELLS))
+        save_table({"rows": rows, "k": 500, "tuned_recipes": tuned}, "study_generators", prov,
+                   rows=[{k: x.get(k, "") for k in MD_COLUMNS} for x in rows], out_dir=out)
 
 
 def _rows(path: Path) -> list:

@@ -45,3 +45,24 @@ def test_tuned_recipes_are_the_s8_winners():
     bl = [w for w in src["study_tuning_baseline.json"] if w["probe"] == "Baseline#1" and w["k"] == 500][0]
     assert t["r1"]["weight_decay"] == r1["weight_decay"] and t["r1"]["steps"] == r1["steps"]
     assert t["bl"]["weight_decay"] == bl["weight_decay"] and t["bl"]["dropout"] == bl["dropout"]
+
+
+def test_a_committed_set_is_scored_like_a_cell(tmp_path, monkeypatch, capsys):
+    """--score-committed: the committed cpu-profile set (the base setting, trained longer)
+    gets the same row as a cell, under its own name, with its files' sha256."""
+    from geo import weights
+
+    if weights.read_meta("SG+AUG", weights.profile_dir("cpu")) is None:
+        import pytest
+
+        pytest.skip("no committed cpu-profile SG+AUG set")
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    S = _study()
+    S.main(["--tiny", "--data", "embedded", "--score-committed", "SG+AUG@cpu", "--test-rows", "50", "--seeds", "0",
+            "--out", str(tmp_path / "out")])
+    rows = json.loads((tmp_path / "out" / "study_generators.json").read_text())["rows"]
+    meta = weights.read_meta("SG+AUG", weights.profile_dir("cpu"))
+    (r,) = rows
+    assert r["cell"] == "SG_AUG@cpu" and r["pairs"] == meta["steps"] * meta["config"]["batch"]
+    assert r["files_sha256"] == {k: v["sha256"] for k, v in meta["files"].items()} and 0 <= r["heldout_iou"] <= 1
+    assert "tuned_gain_sh_pct" in r
