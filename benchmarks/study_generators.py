@@ -112,7 +112,7 @@ def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, pr
 def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progress=True, over=None, hidden=1024,
              fit_profile: str = "full", tuned: dict | None = None) -> dict:
     """Train cell ``name`` on ``pairs`` pairs (resuming its run folder) and score it."""
-    from geo.experiments import data_identity
+    from geo.data.identity import data_identity
 
     cfg = cell_config(name, pairs, over)
     run = runs_dir() / "study_generators" / f"{name}-{identity_hash(cfg, data_identity(data))}"

@@ -259,7 +259,7 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
     its run's identity) for ``data``: the committed regressor when it was made from this
     very encoder on this very data in this profile; else one trained on ``ds`` and cached
     under ``runs/`` (module docstring)."""
-    from geo.experiments import data_identity, data_tag
+    from geo.data.identity import data_identity, data_tag
     from geo.weights import WeightsError
 
     did = data_identity(data)
@@ -288,7 +288,8 @@ def persist(data, variants=("DG+AUG", "SG+AUG"), dir=None, seed: int = 0, progre
     """Train the committed regressors: for each variant with committed weights, a
     full-profile Regression#1 on its committed encoder, on Human3.6M ``data``'s training
     subjects only (S1 S5 S6 S7 S8), written to ``weights/<VARIANT>.regressor.pt``."""
-    from geo.experiments import data_identity, load_data
+    from geo.data.identity import data_identity
+    from geo.experiments import load_data
     from geo.weights import load_parts
 
     ds = load_data(str(data))

@@ -89,7 +89,7 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
 
 def data_key(data: str) -> str:
     """8 hex digits that tell data apart in a folder name: of its identity
-    (``geo.experiments.data_identity``) when the path holds a Human3.6M copy here, else
+    (``geo.data.identity.data_identity``) when the path holds a Human3.6M copy here, else
     of the path (results drawn from a run whose data lay elsewhere). The data may be
     named by a file (a precomputed JSON's meta), so only a Human3.6M layout is hashed,
     never whatever folder it names."""
@@ -97,7 +97,7 @@ def data_key(data: str) -> str:
 
     from geo.data import DataError
     from geo.data.h36m import check_layout
-    from geo.experiments import data_identity
+    from geo.data.identity import data_identity
 
     try:
         check_layout(data)

@@ -182,7 +182,7 @@ def _fit_cached(folder: Path | None, key: str, fn):
 
 def cache_dir(data: str, profile: str) -> Path:
     """``runs/<data_tag>/<profile>/tables``: where :func:`compute` keeps G and fits."""
-    from geo.experiments import data_tag
+    from geo.data.identity import data_tag
 
     return runs_dir() / data_tag(data) / profile / "tables"
 

@@ -78,11 +78,11 @@ def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *
     them) of ``cfg.variant`` in bf16, plus the sidecar. ``parts``: the parts to write
     (default: all the models have, e.g. ("phi",) for the encoder alone). ``data_id``:
     the data identity that goes into the identity hash (default: computed from
-    ``data`` by ``geo.experiments.data_identity``). Returns the paths written."""
+    ``data`` by ``geo.data.identity.data_identity``). Returns the paths written."""
     if variant is not None and variant != cfg.variant:
         raise ValueError(f"variant {variant!r} but the config is of {cfg.variant!r}")
     if data_id is None:
-        from geo.experiments import data_identity
+        from geo.data.identity import data_identity
 
         data_id = data_identity(data) if data is not None else ""
     d = weights_dir(dir)

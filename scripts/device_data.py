@@ -10,7 +10,7 @@ committed weights, about 60 MiB) plus what is carried. The compact pack's two np
 36.9 MB; float32 arrays compress badly as they are, but with their bytes regrouped into
 planes (all first bytes, then all second bytes, ...) xz takes them to about 70% of that
 (25.5 MB measured on the shared pack). Lossless: every array comes back bit for bit, and
-``unpack`` checks that the unpacked folder has the same ``geo.experiments.data_identity``
+``unpack`` checks that the unpacked folder has the same ``geo.data.identity.data_identity``
 as the packed one (npz are identified by their arrays, so the re-saved npz are the same
 data: run folders and ``weights/`` made on either copy match).
 
@@ -78,7 +78,7 @@ def _outside(dst: Path, src: Path) -> None:
 
 def pack(src, dst, preset: int = 6) -> dict:
     """Pack the folder ``src`` into the file ``dst`` (written atomically). Returns the header."""
-    from geo.experiments import data_identity
+    from geo.data.identity import data_identity
     from geo.results import atomic_write
 
     src, dst = Path(src), Path(dst)
@@ -183,7 +183,7 @@ def unpack(src, out) -> Path:
     (names stay inside ``out``, at most :data:`MAX_UNPACKED` bytes declared) and at most
     what it declares is decompressed. The folder appears complete or not at all."""
     from geo.commit import temp_dir
-    from geo.experiments import data_identity
+    from geo.data.identity import data_identity
 
     src, out = Path(src), Path(out)
     dec = lzma.LZMADecompressor()

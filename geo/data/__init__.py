@@ -106,7 +106,7 @@ def require_frames(seqs: dict, where) -> None:
 def data_files(folder, pattern: str) -> list[Path]:
     """The files of ``folder`` matching ``pattern``, sorted; names starting with a dot
     (macOS ``._Walking 1.h5``, editors' temp files) are left out, as
-    ``geo.experiments.data_identity`` leaves them out. A match that is not a regular file
+    ``geo.data.identity.data_identity`` leaves them out. A match that is not a regular file
     (a FIFO, a device) raises DataError naming it: opening one would hang or mislead."""
     out = []
     for p in sorted(Path(folder).glob(pattern)):
