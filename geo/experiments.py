@@ -15,6 +15,7 @@ from geo.data import Dataset, load
 from geo.pairs import PairSource
 from geo.results import runs_dir
 from geo.data import DataError
+from geo.device import default as default_device
 from geo.data.identity import data_identity, data_tag  # noqa: F401 - re-exported (E.data_identity)
 from geo.train import NeedsImages, config_for, identity_hash, map_iou, synthesise, train
 
@@ -40,7 +41,8 @@ EXPERIMENTS = {
 
 
 def device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """Where experiments run (:func:`geo.device.default`)."""
+    return default_device()
 
 
 def run_dir(data: str, variant: str, profile: str = "quick", seed: int = 0, **over) -> Path:

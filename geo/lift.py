@@ -40,6 +40,7 @@ import torch
 from geo import regress
 from geo.models import RegressorConfig
 from geo.commit import commit
+from geo.device import resolve
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
 from geo.weights import _sha
@@ -51,27 +52,7 @@ SUFFIX = "regressor"
 ROWS = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
 
 
-def resolve_device(device="auto", arg: str = "device") -> torch.device:
-    """The torch device that ``device`` names: ``"auto"`` (CUDA when this torch sees a
-    GPU, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or a torch.device).
-    ValueError naming ``arg`` when CUDA is asked for and there is none, or for any other
-    name: lifting on the CPU instead would be silent, and minutes slower on a long video."""
-    name = str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "torch sees no GPU"
-            raise ValueError(f"{arg} {device}: CUDA is not available ({why}; torch {torch.__version__}); "
-                             "expected 'cpu' or 'auto'")
-        dev = torch.device(name)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"{arg} {device}: there are {torch.cuda.device_count()} GPUs; expected cuda:0 to "
-                             f"cuda:{torch.cuda.device_count() - 1}")
-        return dev
-    raise ValueError(f"{arg} {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+resolve_device = resolve   # geo.device.resolve, by the name the lifter's callers use
 
 
 @dataclass
@@ -84,7 +65,7 @@ class Lifter:
     device: torch.device = torch.device("cpu")
 
     def to(self, device="auto") -> "Lifter":
-        """This lifter, encoder and regressor moved to ``device`` (:func:`resolve_device`)."""
+        """This lifter, encoder and regressor moved to ``device`` (:func:`geo.device.resolve`)."""
         dev = resolve_device(device)
         self.encoder = self.encoder.to(dev)
         self.fitted.regressor = self.fitted.regressor.to(dev)
@@ -571,7 +552,7 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
     (2D overlay + 3D view; not with ``png=False``) and ``<stem>.json`` per person into
     ``out_dir``; a video (``geo.wild.VIDEO_SUFFIXES``) goes through :func:`lift_video`
     (``max_frames``, ``stride``). ``paths`` may name folders and patterns
-    (:func:`expand_inputs`); the lifter runs on ``device`` (:func:`resolve_device`). A
+    (:func:`expand_inputs`); the lifter runs on ``device`` (:func:`geo.device.resolve`). A
     bad input is reported (file named, what was expected) and skipped; the others still
     finish. Returns the number of inputs that failed."""
     import sys

@@ -274,7 +274,9 @@ def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
         print(f"{d}: weights for {cfg.variant} have {meta.get('steps')} steps < {cfg.steps} asked; not used")
         return None
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from geo.device import default
+
+        device = default()
     models, meta = load_generators(cfg.variant, d, device)
     return models, meta.get("history") or {}, d
 
