@@ -1,0 +1,96 @@
+"""Checkpoints: what a run folder's ``last.pt`` holds, and when it may be reused.
+
+A checkpoint holds the models, the optimiser, the sampler RNG, the history, the config
+(and its :func:`~geo.train.config.identity_hash`) and the data's fingerprint
+(``PairSource.fingerprint``). It is written atomically (:func:`geo.results.atomic_write`),
+so a process killed mid-write leaves the previous one whole, and read as plain data
+(:func:`geo.safety.load_tensors`): a checkpoint never runs code.
+
+A checkpoint is never reused silently: one made with a config of another identity
+(:func:`~geo.train.config.identity`) or on other data is a :class:`StaleCheckpoint`
+naming the run folder and the fields that differ. Run folders made by
+:func:`geo.experiments.run_dir` carry the identity's hash in their name, so they only meet
+this error when the code's defaults change. An unreadable ``last.pt`` is a
+:class:`CheckpointError` naming the file.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from geo.pairs import PairSource
+from geo.results import atomic_write
+from geo.safety import load_tensors
+from geo.train.config import TrainConfig, identity
+from geo.train.step import build
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read."""
+
+
+class StaleCheckpoint(RuntimeError):
+    """A checkpoint made with another configuration or on other data than asked for."""
+
+
+def _diff(a: dict, b: dict, prefix="") -> list[str]:
+    """The fields where identity ``a`` (a checkpoint's) and ``b`` (the one asked for)
+    differ, one line each, nested dicts by dotted name: what a refusal names."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r}, asked {vb!r}")
+    return out
+
+
+def _save(path: Path, state: dict):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def read_checkpoint(path, device="cpu") -> dict:
+    """The raw state of a checkpoint file; :class:`CheckpointError` naming it if unreadable."""
+    p = Path(path)
+    try:
+        state = load_tensors(p, map_location=device)   # plain data only: a checkpoint never runs code
+        if not isinstance(state, dict) or "config" not in state or "models" not in state:
+            raise ValueError("not a geo training checkpoint")
+        return state
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: {e}); delete it to start over") from e
+
+
+def load_checkpoint(run_dir, device="cpu"):
+    """(cfg, models, state) of the last checkpoint in ``run_dir``, or None."""
+    p = Path(run_dir) / "last.pt"
+    if not p.exists():
+        return None
+    state = read_checkpoint(p, device)
+    try:   # plain data, but perhaps not of this shape: named, not a raw TypeError/KeyError
+        cfg = TrainConfig.from_dict(state["config"])
+        models = build(cfg, device)
+        for k, m in models.items():
+            m.load_state_dict(state["models"][k])
+            m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{p}: not a checkpoint of this geo ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                              "delete it to start over") from e
+    return cfg, models, state
+
+
+def check_checkpoint(state: dict, cfg: TrainConfig, source: PairSource, where) -> None:
+    """Raise :class:`StaleCheckpoint` unless ``state`` was made with ``cfg``'s identity on
+    ``source``'s data."""
+    diff = _diff(identity(TrainConfig.from_dict(state["config"])), identity(cfg))
+    if state.get("data") != source.fingerprint:
+        diff.append(f"data: checkpoint {state.get('data')!r} (pair-source fingerprint), asked {source.fingerprint!r}")
+    if diff:
+        raise StaleCheckpoint(f"{where}: the checkpoint there was made with another configuration or data, "
+                              f"refusing to reuse it ({'; '.join(diff)}). Use another run folder, or delete it.")
+
