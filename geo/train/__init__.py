@@ -22,7 +22,8 @@ from geo.train.schedule import lr_at
 from geo.train.step import build, compile_models, make_optimizer, prepare, sample, step_losses, train_step
 from geo.train.ddp import SAMPLING, check_split, log_means, sample_shard, slice_batch, wrap_ddp
 from geo.train.evaluate import HELDOUT_PAIRS, HELDOUT_SEED, heldout_batches, heldout_iou, map_iou, synthesise
-from geo.train.checkpoint import CheckpointError, StaleCheckpoint, check_checkpoint, load_checkpoint, read_checkpoint
+from geo.train.checkpoint import (CheckpointError, StaleCheckpoint, check_checkpoint, load_checkpoint, load_models,
+                                  read_checkpoint)
 from geo.train.loop import Interrupted, NeedsImages, train
 from geo.train.throughput import DEFAULT_SHARES, measure_throughput, steps_for_budget, time_steps
 from geo.train.cli import check_out, command
@@ -35,6 +36,7 @@ __all__ = [
     "SAMPLING", "slice_batch", "sample_shard", "check_split", "wrap_ddp", "log_means",
     "HELDOUT_PAIRS", "HELDOUT_SEED", "map_iou", "synthesise", "heldout_batches", "heldout_iou",
     "CheckpointError", "StaleCheckpoint", "read_checkpoint", "load_checkpoint", "check_checkpoint",
+    "load_models",
     "NeedsImages", "Interrupted", "train",
     "DEFAULT_SHARES", "steps_for_budget", "measure_throughput", "time_steps",
     "check_out", "command",

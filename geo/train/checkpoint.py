@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from geo.pairs import PairSource
 from geo.results import atomic_write
 from geo.safety import load_tensors
 from geo.train.config import TrainConfig, identity
@@ -66,6 +65,18 @@ def read_checkpoint(path, device="cpu") -> dict:
         raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: {e}); delete it to start over") from e
 
 
+def load_models(models: dict, states: dict, where) -> None:
+    """Load each generator of ``models`` from ``states`` ({name: state dict}: a
+    checkpoint's, or saved weights'). Every way a run gets its weights comes through here,
+    so that a set lacking a generator the variant trains is refused the same way: a
+    :class:`CheckpointError` naming ``where``."""
+    for k, m in models.items():
+        if k not in states:
+            raise CheckpointError(f"{where}: holds no {k!r} generator (it has {sorted(states)}); "
+                                  f"the variant needs {sorted(models)}")
+        m.load_state_dict(states[k])
+
+
 def load_checkpoint(run_dir, device="cpu"):
     """(cfg, models, state) of the last checkpoint in ``run_dir``, or None."""
     p = Path(run_dir) / "last.pt"
@@ -75,22 +86,26 @@ def load_checkpoint(run_dir, device="cpu"):
     try:   # plain data, but perhaps not of this shape: named, not a raw TypeError/KeyError
         cfg = TrainConfig.from_dict(state["config"])
         models = build(cfg, device)
-        for k, m in models.items():
-            m.load_state_dict(state["models"][k])
-            m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
+        load_models(models, state["models"], p)
+    except CheckpointError:
+        raise
     except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as e:
         raise CheckpointError(f"{p}: not a checkpoint of this geo ({type(e).__name__}: {str(e).splitlines()[0]}); "
                               "delete it to start over") from e
+    for m in models.values():
+        m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
     return cfg, models, state
 
 
-def check_checkpoint(state: dict, cfg: TrainConfig, source: PairSource, where) -> None:
-    """Raise :class:`StaleCheckpoint` unless ``state`` was made with ``cfg``'s identity on
-    ``source``'s data."""
+def check_checkpoint(state: dict, cfg: TrainConfig, where, data: str | None = None) -> None:
+    """Raise :class:`StaleCheckpoint` unless ``state`` was made with ``cfg``'s identity
+    and, given ``data`` (a ``PairSource.fingerprint``), on that data. The one check of
+    both callers: the command line checks ``--out`` before it loads any data (no
+    ``data``), :func:`geo.train.train` checks again with the data it trains on."""
     diff = _diff(identity(TrainConfig.from_dict(state["config"])), identity(cfg))
-    if state.get("data") != source.fingerprint:
-        diff.append(f"data: checkpoint {state.get('data')!r} (pair-source fingerprint), asked {source.fingerprint!r}")
+    if data is not None and state.get("data") != data:
+        diff.append(f"data: checkpoint {state.get('data')!r} (pair-source fingerprint), asked {data!r}")
     if diff:
-        raise StaleCheckpoint(f"{where}: the checkpoint there was made with another configuration or data, "
+        what = "configuration" if data is None else "configuration or data"
+        raise StaleCheckpoint(f"{where}: the checkpoint there was made with another {what}, "
                               f"refusing to reuse it ({'; '.join(diff)}). Use another run folder, or delete it.")
-

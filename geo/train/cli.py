@@ -13,13 +13,14 @@ import torch
 
 from geo import distributed as D
 from geo.pairs import PairSource
-from geo.train.checkpoint import StaleCheckpoint, _diff, read_checkpoint
-from geo.train.config import TrainConfig, identity
+from geo.train.checkpoint import check_checkpoint, read_checkpoint
+from geo.train.config import TrainConfig
 from geo.train.loop import train
 
 def check_out(out, cfg: TrainConfig, resume: bool) -> int:
-    """Check the run folder ``out`` before any work: a file there, a checkpoint without
-    ``resume``, or a checkpoint of another configuration is a ValueError naming it. Returns
+    """Check the run folder ``out`` before any work: a file there or a checkpoint without
+    ``resume`` is a ValueError naming it, a checkpoint of another configuration a
+    :class:`~geo.train.checkpoint.StaleCheckpoint` (the data is not loaded yet). Returns
     the step the run starts from (0 without a checkpoint)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -31,10 +32,7 @@ def check_out(out, cfg: TrainConfig, resume: bool) -> int:
         raise ValueError(f"--out {out}: holds a checkpoint (last.pt); pass --resume to continue it, "
                          f"or choose another folder")
     state = read_checkpoint(ck)
-    diff = _diff(identity(TrainConfig.from_dict(state["config"])), identity(cfg))
-    if diff:
-        raise StaleCheckpoint(f"--out {out}: its checkpoint was made with another configuration "
-                              f"({'; '.join(diff)}); use another folder")
+    check_checkpoint(state, cfg, f"--out {out}")
     return int(state["step"])
 
 

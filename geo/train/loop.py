@@ -28,7 +28,7 @@ import torch
 from geo import distributed as D
 from geo.lock import hold
 from geo.pairs import PairSource
-from geo.train.checkpoint import CheckpointError, _save, check_checkpoint, read_checkpoint
+from geo.train.checkpoint import _save, check_checkpoint, load_models, read_checkpoint
 from geo.train.config import TrainConfig, identity_hash
 from geo.train.ddp import check_split, log_means, sample_shard, wrap_ddp
 from geo.train.evaluate import heldout_batches, heldout_iou
@@ -90,10 +90,7 @@ def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True,
     history, step, start = _new_history(), 0, 0
     ck = run_dir / "last.pt"
     if not ck.exists() and init is not None:
-        for k, m in models.items():
-            if k not in init["models"]:
-                raise CheckpointError(f"{init.get('source')}: no {k!r} generator to continue {cfg.variant} from")
-            m.load_state_dict(init["models"][k])
+        load_models(models, init["models"], init.get("source"))
         step = start = int(init["step"])
         history = {**_new_history(), **(init.get("history") or {}), "continued_from": init.get("source"),
                    "lr_start": start}
@@ -102,9 +99,8 @@ def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True,
             return models, history
     if ck.exists():
         state = read_checkpoint(ck, device)
-        check_checkpoint(state, cfg, source, run_dir)
-        for k, m in models.items():
-            m.load_state_dict(state["models"][k])
+        check_checkpoint(state, cfg, run_dir, source.fingerprint)
+        load_models(models, state["models"], ck)
         history, step = {**_new_history(), **state["history"]}, state["step"]
         start = int(history.get("lr_start") or 0)
         if step >= cfg.steps:
