@@ -16,13 +16,15 @@ this error when the code's defaults change. An unreadable ``last.pt`` is a
 from __future__ import annotations
 
 import io
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from geo.results import atomic_write
 from geo.safety import load_tensors
-from geo.train.config import TrainConfig, identity
+from geo.pairs import PairSource
+from geo.train.config import TrainConfig, identity, identity_hash
 from geo.train.step import build
 
 
@@ -47,7 +49,16 @@ def _diff(a: dict, b: dict, prefix="") -> list[str]:
     return out
 
 
-def _save(path: Path, state: dict):
+def save_checkpoint(path: Path, cfg: TrainConfig, source: PairSource, models: dict, opt, history: dict, step: int,
+                    finished: bool, world: int = 1, sampling: str | None = None) -> None:
+    """Write ``path`` atomically with everything the run needs to continue exactly: the
+    models, the optimiser, the sampler's RNG, the history and step, and what it may be
+    reused by (the config, its identity hash, the data's fingerprint); ``world`` and
+    ``sampling`` say how many DDP ranks drew the pairs, and how (None in one process)."""
+    state = {"config": asdict(cfg), "identity": identity_hash(cfg), "data": source.fingerprint,
+             "models": {k: m.state_dict() for k, m in models.items()}, "opt": opt.state_dict(),
+             "sampler_rng": source.gen.get_state(), "history": history, "step": step, "finished": finished,
+             "world": world, "sampling": sampling if world > 1 else None}
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue())
@@ -95,6 +106,20 @@ def load_checkpoint(run_dir, device="cpu"):
     for m in models.values():
         m.eval()  # BatchNorm in inference mode: checkpoints are loaded to be used
     return cfg, models, state
+
+
+def load_optimiser(opt: torch.optim.Optimizer, state: dict, cfg: TrainConfig, device) -> None:
+    """The optimiser's state from a checkpoint (``state["opt"]``), made to run here: the
+    implementation (fused Adam or not) follows this device, not the checkpoint's, so that
+    a run checkpointed on a GPU resumes on a CPU and back."""
+    opt.load_state_dict(state)
+    fused = bool(cfg.fused) and torch.device(device).type == "cuda"
+    for g in opt.param_groups:
+        g["fused"] = fused
+    if fused:                    # fused Adam keeps its step counts on the device
+        for st in opt.state.values():
+            if "step" in st:
+                st["step"] = st["step"].to(device=device, dtype=torch.float32)
 
 
 def check_checkpoint(state: dict, cfg: TrainConfig, where, data: str | None = None) -> None:

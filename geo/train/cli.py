@@ -36,10 +36,13 @@ def check_out(out, cfg: TrainConfig, resume: bool) -> int:
     return int(state["step"])
 
 
-def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progress: bool = True) -> dict:
+def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progress: bool = True,
+            init_from: str = "auto") -> dict:
     """``python -m geo train``: train ``cfg`` on ``data``'s training subjects in the run
     folder ``out`` on ``device`` (this rank's, under torchrun), the held-out IoU logged on
-    rank 0. Prints (rank 0) and returns {"step", "loss", "pairs_per_s", "ranks"}:
+    rank 0, started as ``init_from`` says (:func:`geo.train.train`; without ``--resume``
+    "scratch", so that a checkpoint that appeared after :func:`check_out` is still not
+    trained over). Prints (rank 0) and returns {"step", "loss", "pairs_per_s", "ranks"}:
     ``pairs_per_s`` is the median over this call's log intervals, the global batch counted."""
     from geo.data import load
 
@@ -49,7 +52,7 @@ def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progr
     ho = None
     if D.is_main() and cfg.eval_every and ds.test_subjects:
         ho = PairSource(ds, ds.test_subjects, device=device, seed=cfg.seed)
-    _, h = train(cfg, src, out, progress=progress, heldout=ho)
+    _, h = train(cfg, src, out, progress=progress, heldout=ho, init_from=init_from)
     pps = sorted(p for s, p in zip(h["step"], h["pairs_per_s"]) if s > start)
     res = {"step": h["step"][-1] if h["step"] else start, "loss": h["loss"][-1] if h["loss"] else None,
            "pairs_per_s": pps[len(pps) // 2] if pps else None, "ranks": D.world()}
