@@ -222,7 +222,7 @@ def _train_in(a, T, D, cfg, data: str, out: Path) -> int:
         print(f"--resume: {out} holds no checkpoint (last.pt); starting from step 0", flush=True)
     device = D.init_from_env()
     try:
-        T.command(cfg, data, out, start, device)
+        T.command(cfg, data, out, start, device, init_from="auto" if a.resume else "scratch")
     except T.Interrupted as e:   # Ctrl-C or SIGTERM: the checkpoint is saved; one line, no traceback
         print(f"geo train: {e}", file=sys.stderr, flush=True)
         return 130

@@ -113,7 +113,7 @@ def test_cpu_profile_checkpoints_by_wall_time_and_resumes(ds, tmp_path):
         saves.append(obj.get("step") if isinstance(obj, dict) else None)
         return real(obj, f, *a, **k)
 
-    import geo.train as T
+    import geo.train.checkpoint as T   # where checkpoints are written
 
     T.torch.save = counting
     try:
@@ -129,7 +129,7 @@ def test_cpu_profile_checkpoints_by_wall_time_and_resumes(ds, tmp_path):
 
 
 def test_sigint_saves_a_checkpoint_and_the_run_resumes(ds, tmp_path, monkeypatch):
-    import geo.train as T
+    import geo.train.loop as T   # the loop's own name for train_step is the one it calls
 
     cfg = tiny_cpu(steps=10)
     before = signal.getsignal(signal.SIGINT)   # default_int_handler, or SIG_IGN in a background job

@@ -167,3 +167,84 @@ def test_steps_for_budget():
         steps_for_budget(pps, 360, {"SG": 0.7, "DG+AUG": 0.7})
     with pytest.raises(ValueError, match="no measured"):
         steps_for_budget({"SG": 1.0}, 360, {"SG": 0.5, "AE": 0.5})
+
+
+# --------------------------------------------------------------------------- how a run starts
+def _saved(models, step, source="saved weights"):
+    """Saved weights as geo.weights.initial hands them to train(init=)."""
+    return {"models": {k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in models.items()},
+            "step": step, "history": {}, "source": source}
+
+
+def test_scratch_refuses_a_folder_with_a_checkpoint(ds, tmp_path):
+    src = lambda: PairSource(ds, ds.train_subjects, seed=0)  # noqa: E731
+    models, hist = train(tiny("SG", steps=2), src(), tmp_path, progress=False, init_from="scratch")
+    assert load_checkpoint(tmp_path)[2]["step"] == 2 and hist["step"][-1] == 2
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(ValueError, match="already there") as e:
+        train(tiny("SG", steps=4), src(), tmp_path, progress=False, init_from="scratch")
+    assert str(tmp_path / "last.pt") in str(e.value)
+    assert (tmp_path / "last.pt").read_bytes() == before            # refused before any work
+    with pytest.raises(ValueError, match="init="):
+        train(tiny("SG", steps=2), src(), tmp_path / "new", progress=False, init_from="scratch",
+              init=_saved(models, 1))
+    assert not (tmp_path / "new" / "last.pt").exists()
+
+
+def test_resume_requires_a_checkpoint_and_continues_it_exactly(ds, tmp_path):
+    cfg = tiny("DG+AUG", steps=6)
+    with pytest.raises(ValueError, match="holds no checkpoint") as e:
+        train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "b", progress=False, init_from="resume")
+    assert str(tmp_path / "b") in str(e.value) and not (tmp_path / "b" / "last.pt").exists()
+    straight, _ = train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "a", progress=False)
+    train(cfg, PairSource(ds, ds.train_subjects, seed=0), tmp_path / "b", progress=False, stop_after=3,
+          init_from="scratch")
+    resumed, hist = train(cfg, PairSource(ds, ds.train_subjects, seed=5), tmp_path / "b", progress=False,
+                          init_from="resume")
+    assert hist["step"][-1] == 6 and load_checkpoint(tmp_path / "b")[2]["step"] == 6
+    wa, wb = weights(straight), weights(resumed)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    with pytest.raises(ValueError, match="init="):
+        train(cfg, PairSource(ds, ds.train_subjects), tmp_path / "b", progress=False, init_from="resume",
+              init=_saved(resumed, 1))
+
+
+def test_weights_require_init_and_a_folder_without_a_checkpoint(ds, tmp_path):
+    from geo.train import CheckpointError
+
+    src = lambda: PairSource(ds, ds.train_subjects, seed=0)  # noqa: E731
+    trained, _ = train(tiny("SG", steps=3), src(), tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="no saved weights"):
+        train(tiny("SG", steps=5), src(), tmp_path / "w", progress=False, init_from="weights")
+    with pytest.raises(ValueError, match="already there") as e:     # the run has started: resume it
+        train(tiny("SG", steps=5), src(), tmp_path / "a", progress=False, init_from="weights",
+              init=_saved(trained, 3))
+    assert str(tmp_path / "a" / "last.pt") in str(e.value)
+    # weights with the steps asked for are the run: loaded, not trained, nothing written
+    same, hist = train(tiny("SG", steps=3), src(), tmp_path / "w", progress=False, init_from="weights",
+                       init=_saved(trained, 3, "a set"))
+    wa, wb = weights(trained), weights(same)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert hist["continued_from"] == "a set" and not (tmp_path / "w" / "last.pt").exists()
+    # fewer steps: the count continues, with the schedule restarted from there
+    more, hist = train(tiny("SG", steps=5, warmup=2, log_every=1), src(), tmp_path / "w", progress=False,
+                       init_from="weights", init=_saved(trained, 3, "a set"))
+    assert hist["lr_start"] == 3 and hist["step"] == [4, 5] and load_checkpoint(tmp_path / "w")[2]["step"] == 5
+    lr = tiny("SG").lr
+    assert hist["lr"] == [pytest.approx(lr / 2), pytest.approx(lr)]   # steps 3, 4 warm up again
+    with pytest.raises(CheckpointError, match="no 'mu_nu' generator"):   # SG weights cannot start DG
+        train(tiny("DG", steps=5), src(), tmp_path / "dg", progress=False, init_from="weights",
+              init=_saved(trained, 3, "the SG set"))
+
+
+def test_auto_resumes_before_it_starts_from_weights(ds, tmp_path):
+    src = lambda: PairSource(ds, ds.train_subjects, seed=0)  # noqa: E731
+    trained, _ = train(tiny("SG", steps=2), src(), tmp_path / "a", progress=False)
+    _, hist = train(tiny("SG", steps=4), src(), tmp_path / "a", progress=False, init=_saved(trained, 1))
+    assert "continued_from" not in hist and hist["step"][-1] == 4   # the checkpoint wins over init
+    _, hist = train(tiny("SG", steps=4), src(), tmp_path / "b", progress=False, init=_saved(trained, 2, "a set"))
+    assert hist["continued_from"] == "a set" and load_checkpoint(tmp_path / "b")[2]["step"] == 4
+    with pytest.raises(ValueError, match="init_from 'fresh'"):
+        train(tiny("SG", steps=1), src(), tmp_path / "c", progress=False, init_from="fresh")

@@ -1,0 +1,62 @@
+"""Held-out convergence: the synthesis IoU of a fixed set of held-out pairs.
+
+Given ``heldout`` (a :class:`~geo.pairs.PairSource` of the test subjects) and
+``eval_every``, :func:`geo.train.train` logs the synthesis IoU (:func:`map_iou`, the
+measure of ``geo.experiments.synthesis_quality``) of 512 fixed held-out pairs to
+``history["iou_step"]``, ``history["iou"]``. The pairs are drawn with their own seed and
+the source's generator is put back, so evaluating does not touch the training sampler:
+a run with evaluation trains the same weights as one without.
+"""
+from __future__ import annotations
+
+import torch
+
+from geo import precision
+from geo.models import Generator
+from geo.pairs import Batch, PairSource
+from geo.render import LINE_WIDTH
+
+HELDOUT_PAIRS = 512
+HELDOUT_SEED = 20190601
+
+
+def map_iou(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample, per-channel IoU (B, C) of maps thresholded at 0.5 (an empty union
+    counts as IoU 0)."""
+    pred, tgt = out.float() > 0.5, target.float() > 0.5
+    return (pred & tgt).sum((2, 3)).float() / (pred | tgt).sum((2, 3)).clamp_min(1).float()
+
+
+@torch.no_grad()
+def synthesise(g: Generator, batch: Batch, variant: str) -> torch.Tensor:
+    """The synthesised target maps of ``batch`` (AE: the source view reconstructed)."""
+    dev = batch.maps_i.device
+    with precision.autocast(dev):
+        out, _, _ = g(precision.to_layout(batch.maps_i), None if variant == "AE" else batch.R_ij)
+    return out
+
+
+def heldout_batches(source: PairSource, variant: str, n: int = HELDOUT_PAIRS, seed: int = HELDOUT_SEED,
+                    chunk: int = 256, width: float = LINE_WIDTH) -> list[Batch]:
+    """``n`` real-camera pairs from ``source``, drawn with a fixed seed; ``source``'s own
+    generator state is left as it was."""
+    saved = source.gen.get_state()
+    source.gen.manual_seed(seed)
+    try:
+        return [source.sample(min(chunk, n - s), same_view=variant == "AE", dtype=precision.map_dtype(source.device),
+                              width=width) for s in range(0, n, chunk)]
+    finally:
+        source.gen.set_state(saved)
+
+
+@torch.no_grad()
+def heldout_iou(g: Generator, batches: list[Batch], variant: str) -> float:
+    """Mean :func:`map_iou` of generator ``g`` (in eval mode) over ``batches``."""
+    was = g.training
+    g.eval()
+    try:
+        iou = torch.cat([map_iou(synthesise(g, b, variant), b.maps_j) for b in batches])
+        return float(iou.mean())
+    finally:
+        g.train(was)
+
