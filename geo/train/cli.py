@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from geo import distributed as D
+from geo.device import default as default_device
 from geo.pairs import PairSource
 from geo.train.checkpoint import check_checkpoint, read_checkpoint
 from geo.train.config import TrainConfig
@@ -46,7 +47,7 @@ def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progr
     ``pairs_per_s`` is the median over this call's log intervals, the global batch counted."""
     from geo.data import load
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or default_device())
     ds = load(data)
     src = PairSource(ds, ds.train_subjects, device=device, seed=cfg.seed)
     ho = None

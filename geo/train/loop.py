@@ -10,7 +10,7 @@ raise :class:`Interrupted`. How a run starts is :func:`train`'s ``init_from``:
 ``resume``    the folder's ``last.pt``, if its identity and data are the ones asked for
               (else :class:`~geo.train.checkpoint.StaleCheckpoint`): an interrupted run
               continues exactly where it stopped, a run asked for more steps than it has
-              continues training (later GPU leases add steps), a run with at least the
+              continues training (later GPU runs add steps), a run with at least the
               steps asked for is returned as it is; a folder without one is refused
 ``weights``   saved weights (``init``, :func:`geo.weights.initial`) in a folder without a
               checkpoint: their step count continues with a fresh optimiser and a warm

@@ -1,6 +1,6 @@
 """Throughput: how many pairs per second a variant trains at, and the steps a budget buys.
 
-A GPU lease is sized in wall time, but every variant is given steps, not a time cap
+A GPU run is sized in wall time, but every variant is given steps, not a time cap
 (:data:`geo.train.config.PROFILES`): :func:`measure_throughput` times real training steps
 (:func:`geo.train.step.train_step`, compile included in the warm-up) and
 :func:`steps_for_budget` turns the pairs/s into steps per variant.
@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from geo.device import default as default_device
 from geo.pairs import PairSource
 from geo.train.config import TrainConfig
 from geo.train.step import build, compile_models, make_optimizer, sample, train_step
@@ -47,7 +48,7 @@ def measure_throughput(ds, cfgs: dict, steps: int = 5, warmup_steps: int = 2, de
     """{variant: pairs/s} of each ``cfgs[variant]`` (a TrainConfig) on ``ds``'s training
     subjects, on ``device`` (default: CUDA if available). Feeds :func:`steps_for_budget`."""
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device()
     src = PairSource(ds, ds.train_subjects, device=device, seed=seed)
     return {v: time_steps(cfg, src, steps, warmup_steps)["pairs_per_s"] for v, cfg in cfgs.items()}
 
