@@ -14,6 +14,7 @@ from geo import regress
 from geo.data import Dataset, load
 from geo.pairs import PairSource
 from geo.results import runs_dir
+from geo.cameras import Torus
 from geo.data import DataError
 from geo.device import default as default_device
 from geo.data.identity import data_identity, data_tag  # noqa: F401 - re-exported (E.data_identity)
@@ -48,9 +49,13 @@ def device() -> str:
 def run_dir(data: str, variant: str, profile: str = "quick", seed: int = 0, **over) -> Path:
     """``runs/<data_tag>/<profile>/<variant>-s<seed>-<hash>``, the hash over the run's
     identity (``geo.train.identity``: every config field but steps and logging/speed
-    knobs) and the data's identity: another config or other data never shares a folder."""
+    knobs), the data's identity and the virtual cameras' distribution (``Torus()``, part
+    of the pairs a run draws): another config, other data or other virtual cameras never
+    share a folder, so a changed default starts a new run instead of meeting a checkpoint
+    it must refuse."""
     cfg = config_for(variant, profile, seed=seed, **over)
-    return runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}-{identity_hash(cfg, data_identity(data))}"
+    key = identity_hash(cfg, f"{data_identity(data)}|{Torus()!r}")
+    return runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}-{key}"
 
 
 def load_data(data: str = "embedded") -> Dataset:

@@ -112,6 +112,11 @@ def test_run_dir_and_data_tag_are_keyed_by_identity(tmp_path, monkeypatch):
         assert E.run_dir("embedded", "DG+AUG", "quick", 0, **over) != base
     assert E.run_dir("embedded", "DG+AUG", "quick", 1) != base
     assert E.run_dir(str(a), "DG+AUG", "quick", 0) != E.run_dir(str(b), "DG+AUG", "quick", 0)
+    # other virtual cameras draw other pairs: a changed torus default gets its own folder
+    import geo.cameras as C
+
+    monkeypatch.setattr(E, "Torus", lambda: C.Torus(dist_max=9000.0))
+    assert E.run_dir("embedded", "DG+AUG", "quick", 0) != base
     assert base.name.startswith("DG_AUG-s0-") and base.parent.name == "quick"
 
 
