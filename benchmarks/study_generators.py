@@ -83,12 +83,13 @@ def tuned_recipes(k: int = 500, folder: Path = REPO / "figures") -> dict:
 
 
 def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, profile: str = "full",
-              recipes: dict | None = None) -> dict:
-    """Figure 5's comparison at one k: {input: {"baseline", "regression1", "gain_pct"}} (MPJPE
-    mm, seed means), encoding only the labelled and the test rows. ``recipes``: per-arm
-    FitConfig fields ({"bl": {...}, "r1": {...}}); None: the figures' default recipe."""
-    recipes = recipes or {"bl": {"hidden": hidden}, "r1": {"hidden": hidden}}
-    out = {}
+              recipes=(None,)) -> list[dict]:
+    """Figure 5's comparison at one k, once per recipe in ``recipes``: a list of {input:
+    {"baseline", "regression1", "gain_pct"}} (MPJPE mm, seed means). Only the labelled and
+    the test rows are encoded, once for all recipes. A recipe: per-arm FitConfig fields
+    ({"bl": {...}, "r1": {...}}); None: the figures' default recipe."""
+    recipes = [r or {"bl": {"hidden": hidden}, "r1": {"hidden": hidden}} for r in recipes]
+    outs = [{} for _ in recipes]
     for input2d in ("sh", "gt"):
         tr = regress.make_split(ds, ds.train_subjects, input2d)
         te = regress.subsample(regress.make_split(ds, ds.test_subjects, input2d), test_rows)
@@ -100,13 +101,14 @@ def gain_at_k(ds, encoder, k: int, seeds, test_rows: int, hidden: int = 1024, pr
         train_d = {"x2d": tr.x2d[rows], "y": tr.y[rows], "g": g_rows}
         test_d = {"x2d": te.x2d, "y": te.y, "g": regress.encode(encoder, te.x2d)}
         local = [np.array([pos[r] for r in lab]) for lab in labs]
-        cfgs = [regress.FitConfig("fc", m == "bl", m == "r1", seed=s, profile=profile, **recipes[m])
-                for m in ("bl", "r1") for s in seeds]
-        preds = regress.fit_many(cfgs, train_d, test_d, local * 2)
-        err = [regress.evaluate(p, te.y, te.actions)["mpjpe"] for p in preds]
-        bl, r1 = float(np.mean(err[:len(seeds)])), float(np.mean(err[len(seeds):]))
-        out[input2d] = {"baseline": bl, "regression1": r1, "gain_pct": 100 * (bl - r1) / bl, "test_rows": len(te)}
-    return out
+        for recipe, out in zip(recipes, outs):
+            cfgs = [regress.FitConfig("fc", m == "bl", m == "r1", seed=s, profile=profile, **recipe[m])
+                    for m in ("bl", "r1") for s in seeds]
+            preds = regress.fit_many(cfgs, train_d, test_d, local * 2)
+            err = [regress.evaluate(p, te.y, te.actions)["mpjpe"] for p in preds]
+            bl, r1 = float(np.mean(err[:len(seeds)])), float(np.mean(err[len(seeds):]))
+            out[input2d] = {"baseline": bl, "regression1": r1, "gain_pct": 100 * (bl - r1) / bl, "test_rows": len(te)}
+    return outs
 
 
 def run_cell(name: str, ds, data: str, pairs: int, test_rows: int, seeds, progress=True, over=None, hidden=1024,
@@ -132,8 +134,9 @@ def score(name: str, cfg, models, hist: dict, ds, ho, test_rows: int, seeds, hid
     at k = 500 with the default recipe and (given ``tuned``) each arm's own."""
     iou = heldout_iou(models["phi_psi"], heldout_batches(ho, cfg.variant, width=cfg.generator.line_width), cfg.variant)
     cons = diagnostics.consistency(models, ho, n=600)
-    gain = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile)
-    gain_t = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile, tuned) if tuned else {}
+    gain, *more = gain_at_k(ds, models["phi_psi"].encoder, 500, seeds, test_rows, hidden, fit_profile,
+                            (None, tuned) if tuned else (None,))
+    gain_t = more[0] if more else {}
     return {"cell": name, "variant": cfg.variant, "pairs": cfg.steps * cfg.batch, "steps": cfg.steps,
             "width": cfg.generator.width, "line_width": cfg.generator.line_width, "lrc_norm": cfg.lrc_norm,
             "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "heldout_iou": iou,
