@@ -242,7 +242,7 @@ class _Defaults(argparse.HelpFormatter):
 
 
 def main(argv=None) -> int:
-    from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
+    from geo.pipeline import PROFILES as RUN_PROFILES, STAGES, VARIANTS as RUN_VARIANTS
     from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS
 
     fmt = _Defaults
@@ -268,6 +268,9 @@ def main(argv=None) -> int:
     f.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock budget of the whole run (s); training is sized to fit it")
     f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
+    f.add_argument("--variants", default=None,
+                   help="comma-separated generators the generators stage trains (default: all four); e.g. one "
+                        "process per core, each with its own --out")
     li = sub.add_parser("lift", help="3D poses from your own images and videos (committed weights; needs the "
                                      "'wild' extra)", formatter_class=fmt,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
@@ -338,6 +341,13 @@ def main(argv=None) -> int:
             raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
         if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
             raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
+        variants = None
+        if a.variants is not None:
+            variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+            bad = [v for v in variants if v not in RUN_VARIANTS]
+            if bad or not variants:
+                raise UsageError(f"--variants {a.variants!r}: unknown {bad}; expected a comma-separated list "
+                                 f"from {list(RUN_VARIANTS)}")
         out = check_out(a.out)
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
@@ -347,7 +357,7 @@ def main(argv=None) -> int:
     from geo.train import Interrupted
 
     try:
-        return run(data, out, stages, a.profile, a.budget_s, a.commit)
+        return run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants)
     except StaleCache as e:   # raised before any work: OUT belongs to another run
         print(f"geo: error: --out {e}", file=sys.stderr)
         return 2

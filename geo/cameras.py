@@ -148,6 +148,7 @@ class Torus:
     S1..S11, targets = each sequence's mean root): the elevation and distance bands
     span the real cameras' range widened by 25% on each side, roll_std is their roll
     spread; ``tests/test_cameras.py`` re-fits them on the real data and checks.
+    :data:`TORI` names this fit and the one on the training subjects only.
     """
 
     elev_min: float = math.radians(0.92)
@@ -187,6 +188,18 @@ class Torus:
         off = torch.stack([torch.cos(e) * torch.cos(a), torch.cos(e) * torch.sin(a), torch.sin(e)], -1)
         centre = target + d[:, None] * off
         return look_at_torch(centre, look, nrm[:, 3] * self.roll_std), centre
+
+
+# The virtual cameras a training run draws from, by name (``TrainConfig.torus``): "all" is
+# the :class:`Torus` defaults, fitted on every subject's cameras and sequences (S1..S11);
+# "train" is the same fit on the training subjects only (S1 S5 S6 S7 S8, 20 cameras, 146
+# sequences), so that nothing of the test subjects S9/S11 shapes the training pairs. The
+# two differ by at most 2% in distance and 6% in jitter; tests/test_cameras.py re-fits both.
+TORI = {
+    "all": Torus(),
+    "train": Torus(dist_min=2509.0, dist_max=7412.0, target_height=-444.0, target_jitter=207.0,
+                   roll_std=math.radians(3.04)),
+}
 
 
 def look_at_torch(centre: torch.Tensor, target: torch.Tensor, roll: torch.Tensor | None = None,

@@ -126,9 +126,9 @@ class PairSource:
             self._joint_map = torch.tensor(w, dtype=torch.float32, device=self.device)
         return self._joint_map
 
-    def _virtual(self, idx: torch.Tensor, joints: str = "nominal"):
+    def _virtual(self, idx: torch.Tensor, joints: str = "nominal", torus: Torus | None = None):
         X = self.p3[idx]                                             # (B, 17, 3) world
-        R, C = self.torus.sample_torch(X[:, 0], self.gen)
+        R, C = (torus or self.torus).sample_torch(X[:, 0], self.gen)
         xc = (X - C[:, None]) @ R.transpose(-1, -2)
         x = xc[..., :2] / xc[..., 2:].clamp_min(1.0) * self._f + self._c
         if joints == "detector":
@@ -136,9 +136,10 @@ class PairSource:
         return x[:, self._sh16], R   # a device index: a Python list would copy to the GPU and sync
 
     def sample(self, batch: int, aug: float = 0.0, same_view: bool = False, dtype=torch.float32,
-               width: float = LINE_WIDTH, joints: str = "nominal") -> Batch:
+               width: float = LINE_WIDTH, joints: str = "nominal", torus: Torus | None = None) -> Batch:
         """``batch`` pairs (module docstring); ``joints``: how virtual views' 2D joints come
-        from the 3D ones (:data:`geo.skeleton.VIRTUAL_JOINTS`)."""
+        from the 3D ones (:data:`geo.skeleton.VIRTUAL_JOINTS`); ``torus``: the virtual
+        cameras of this batch (default: the source's)."""
         if joints not in VIRTUAL_JOINTS:
             raise ValueError(f"joints {joints!r}: expected one of {VIRTUAL_JOINTS}")
         g, dev = self.gen, self.device
@@ -150,8 +151,8 @@ class PairSource:
         v = torch.zeros((batch,), dtype=torch.bool, device=dev)
         if aug > 0:
             v = torch.rand((batch,), generator=g, device=dev) < aug
-            vx_i, vR_i = self._virtual(idx, joints)
-            vx_j, vR_j = self._virtual(idx, joints)
+            vx_i, vR_i = self._virtual(idx, joints, torus)
+            vx_j, vR_j = self._virtual(idx, joints, torus)
             x_i = torch.where(v[:, None, None], vx_i, x_i)
             x_j = torch.where(v[:, None, None], vx_j, x_j)
             R_i = torch.where(v[:, None, None], vR_i, R_i)

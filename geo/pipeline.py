@@ -97,17 +97,27 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
 
 
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
-        commit: str | None = None) -> int:
+        commit: str | None = None, variants=None) -> int:
+    """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
+    generators stage trains (default all four, :data:`VARIANTS`), with their time shares
+    rescaled to the whole training time, e.g. to train on each core its own variants, in
+    its own ``out``."""
     from geo import experiments as E
 
     if commit:
         os.environ["GEO_COMMIT"] = commit
     P = PROFILES[profile]
+    if variants is not None:
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad or not variants:
+            raise ValueError(f"variants {variants}: unknown {bad}; expected some of {list(VARIANTS)}")
+        P = {**P, "variants": tuple(variants)}
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
-    # a stage JSON (or schedule.json) in OUT is skipped as done only when this data and
-    # profile made it (geo.cache: StaleCache before any work otherwise)
-    claim(out, {"data_identity": E.data_identity(data), "profile": profile})
+    # a stage JSON (or schedule.json) in OUT is skipped as done only when this data,
+    # profile (and choice of variants) made it (geo.cache: StaleCache before any work otherwise)
+    claim(out, {"data_identity": E.data_identity(data), "profile": profile,
+                **({"variants": list(variants)} if variants is not None else {})})
     ds = E.load_data(data)
     dev = E.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
@@ -265,29 +275,31 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
     from geo.pairs import PairSource
     from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
 
+    variants = P.get("variants", VARIANTS)
+    shares = {v: DEFAULT_SHARES[v] / sum(DEFAULT_SHARES[u] for u in variants) for v in variants}
     if steps_path.exists():
         steps = json.loads(steps_path.read_text())["steps"]
     else:
         if P["train_s"] is None and clock.budget is None:
             raise ValueError(f"profile {P['train_profile']!r} sizes training from --budget-s; pass one")
-        pps = measure_throughput(ds, {v: config_for(v, P["train_profile"], **P["train_over"]) for v in VARIANTS})
+        pps = measure_throughput(ds, {v: config_for(v, P["train_profile"], **P["train_over"]) for v in variants})
         if P["train_s"] is None:   # what is left of the budget after measuring, less the overhead share
             train_s = clock.left() * (1 - P.get("overhead", 0.0))
         else:
             train_s = min(P["train_s"], max(P["train_s"] * 0.2, clock.left() - P["reserve_s"]))
         batch = config_for("DG+AUG", P["train_profile"], **P["train_over"]).batch
-        new = steps_for_budget(pps, train_s, DEFAULT_SHARES, batch)   # DG+AUG, Figure 5's encoder, the most
+        new = steps_for_budget(pps, train_s, shares, batch)   # DG+AUG, Figure 5's encoder, the most
         # A variant whose weights of the same config and data are in weights/ (committed, or
         # carried by scripts/device_data.py) continues from them: its total is theirs + new.
-        saved = {v: _saved_steps(data, v, P) for v in VARIANTS}
-        steps = {v: saved[v] + new[v] for v in VARIANTS}
+        saved = {v: _saved_steps(data, v, P) for v in variants}
+        steps = {v: saved[v] + new[v] for v in variants}
         atomic_write(steps_path, dumps({"steps": steps, "new_steps": new, "continued_from_steps": saved,
-                                        "pairs_per_s": pps, "train_s": train_s, "shares": DEFAULT_SHARES}))
+                                        "pairs_per_s": pps, "train_s": train_s, "shares": shares}))
         _log(f"schedule for {train_s:.0f} s of training: pairs/s {pps} -> new steps {new}; "
              f"continuing from saved weights at {saved}")
     heldout = PairSource(ds, ds.test_subjects, device=E.device(), seed=123)
     res = {}
-    for v in P.get("order", VARIANTS):
+    for v in [v for v in P.get("order", VARIANTS) if v in variants]:
         models, hist, run = _generator(ds, data, v, P, steps[v], heldout)
         encoders[v] = models["phi_psi"].encoder
         cfg, _, state = load_checkpoint(run, E.device())

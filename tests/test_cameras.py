@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geo.cameras import (H36M_CAMERA_IDS, Camera, Torus, camera_angles, camera_to_world, fit_torus, look_at,
+from geo.cameras import (H36M_CAMERA_IDS, Camera, TORI, Torus, camera_angles, camera_to_world, fit_torus, look_at,
                          project, relative_rotation, world_to_camera)
 from geo.skeleton import h36m17_to_sh16, root_relative
 
@@ -108,13 +108,19 @@ def test_relative_rotation_torus_cameras():
     np.testing.assert_allclose(Rb[1], R[4] @ R[1].T, atol=1e-12)
 
 
-def test_torus_defaults_match_refit(h36m_pack):
-    cams = [c for s in h36m_pack.cameras.values() for c in s.values()]
-    assert len(cams) == 28
-    targets = np.stack([seq.poses_3d[:, 0].mean(0) for subj in h36m_pack.sequences.values()
-                        for seq in subj.values() if seq.poses_3d is not None])
-    assert len(targets) == 205
-    fit, default = asdict(fit_torus(cams, targets)), asdict(Torus())
+@pytest.mark.parametrize("name, subjects, n_cams, n_seqs", [
+    ("all", None, 28, 205),                                # the Torus defaults: every subject
+    ("train", ["S1", "S5", "S6", "S7", "S8"], 20, 146),    # the training subjects only
+])
+def test_named_tori_match_refit(h36m_pack, name, subjects, n_cams, n_seqs):
+    """Each of :data:`TORI` is the fit on its subjects' cameras and sequences' mean roots."""
+    subjects = subjects or sorted(h36m_pack.cameras)
+    cams = [c for s in subjects for c in h36m_pack.cameras[s].values()]
+    assert len(cams) == n_cams
+    targets = np.stack([seq.poses_3d[:, 0].mean(0) for s in subjects for seq in h36m_pack.sequences[s].values()
+                        if seq.poses_3d is not None])
+    assert len(targets) == n_seqs
+    fit, default = asdict(fit_torus(cams, targets)), asdict(TORI[name])
     for name in ("elev_min", "elev_max", "roll_std"):  # angles: within 0.01 rad
         assert abs(fit[name] - default[name]) <= 0.01, (name, fit[name], default[name])
     for name in ("dist_min", "dist_max", "target_height", "target_jitter"):  # lengths: within 1%

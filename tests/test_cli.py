@@ -148,3 +148,9 @@ def test_notebook_parameters_are_portable_paths(tmp_path):
         assert portable(beside) == "../../shared"
     assert portable(tmp_path) == str(tmp_path)              # elsewhere: the user's own path
     assert portable(tmp_path / "absent") == str(tmp_path / "absent")
+
+
+def test_unknown_variant(capsys, tmp_path):
+    _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--variants", "SG,XG"],
+           "--variants", "XG")
+    assert not (tmp_path / "o").exists()

@@ -77,7 +77,7 @@ def test_lrc_norm_enters_the_identity_only_when_changed():
 
     from geo.train import config_for, identity, train_step, build, make_optimizer, sample
 
-    cfg = config_for("DG+AUG", "full")
+    cfg = config_for("DG+AUG", "full", lrc_norm="rms")
     assert "lrc_norm" not in identity(cfg)                      # weights trained before the field keep their identity
     assert identity(replace(cfg, lrc_norm="ratio"))["lrc_norm"] == "ratio"
     with pytest.raises(ValueError, match="lrc_norm 'x'"):

@@ -125,3 +125,22 @@ def test_training_adopts_the_compile_mode_the_bench_chose(tmp_path):
     assert "batch" not in Q["train_over"] and "compile" not in P["train_over"]  # identity kept, profile untouched
     bench.write_text(json.dumps({"chosen": {"batch": 512, "compile": False}}))
     assert _adopt_bench(P, bench) is P
+
+
+def test_generators_stage_trains_only_the_variants_asked_for(tmp_path, monkeypatch):
+    """``variants``: only those are measured, scheduled and trained, with their time shares
+    rescaled to the whole training time in the proportions of the default shares."""
+    from geo import pipeline
+    from geo.train import DEFAULT_SHARES
+
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    assert pipeline.run("embedded", out, ["generators"], "tiny", 600.0, variants=["SG", "AE"]) == 0
+    gens = json.loads((out / "generators.json").read_text())["generators"]
+    assert set(gens) == {"SG", "AE"}
+    sched = json.loads((out / "schedule.json").read_text())
+    assert set(sched["steps"]) == set(sched["pairs_per_s"]) == {"SG", "AE"}
+    assert sum(sched["shares"].values()) == pytest.approx(1.0)
+    assert sched["shares"]["SG"] / sched["shares"]["AE"] == pytest.approx(DEFAULT_SHARES["SG"] / DEFAULT_SHARES["AE"])
+    with pytest.raises(ValueError, match="XG"):
+        pipeline.run("embedded", tmp_path / "other", ["generators"], "tiny", 600.0, variants=["XG"])

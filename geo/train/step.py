@@ -11,6 +11,7 @@ import torch
 
 from geo import losses
 from geo import precision
+from geo.cameras import TORI
 from geo.models import Generator
 from geo.pairs import Batch, PairSource
 from geo.train.config import TrainConfig
@@ -71,7 +72,7 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
 def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Batch:
     b = source.sample(batch or cfg.batch, aug=cfg.augment, same_view=cfg.variant == "AE",
                       dtype=precision.map_dtype(source.device), width=cfg.generator.line_width,
-                      joints=cfg.virtual_joints)
+                      joints=cfg.virtual_joints, torus=TORI[cfg.torus])
     return prepare(b, cfg.channels_last)
 
 
