@@ -38,6 +38,7 @@ from geo import diagnostics, regress  # noqa: E402
 from geo.data import load  # noqa: E402
 from geo.lock import hold  # noqa: E402
 from geo.pairs import PairSource  # noqa: E402
+from geo.render import LINE_WIDTH  # noqa: E402
 from geo.results import Provenance, figures_dir, runs_dir, save_table  # noqa: E402
 from geo.train import config_for, heldout_batches, heldout_iou, identity_hash, train  # noqa: E402
 
@@ -53,12 +54,19 @@ CELLS = {
 }
 
 
+# The study's base: the cpu profile as it was before it adopted the study's findings
+# (geo.train.config.ADOPTED), so that every cell keeps the setting and run folder it was
+# trained in, and changes one choice of it.
+BASE = {"lrc_norm": "rms", "torus": "all", "generator": {"line_width": LINE_WIDTH}}
+
+
 def cell_config(name: str, pairs: int, over: dict | None = None):
     """The TrainConfig of cell ``name`` at ``pairs`` training pairs (``over``: rehearsal overrides)."""
     variant, o = CELLS[name]
     over = over or {}
-    gen = {**o.get("generator", {}), **over.get("generator", {})}
-    kw = {**{k: v for k, v in o.items() if k != "generator"}, **{k: v for k, v in over.items() if k != "generator"}}
+    gen = {**BASE["generator"], **o.get("generator", {}), **over.get("generator", {})}
+    kw = {**{k: v for k, v in BASE.items() if k != "generator"}, **{k: v for k, v in o.items() if k != "generator"},
+          **{k: v for k, v in over.items() if k != "generator"}}
     batch = kw.get("batch", config_for(variant, "cpu").batch)
     return config_for(variant, "cpu", generator=gen, steps=max(1, pairs // batch), **kw)
 
@@ -139,7 +147,7 @@ def score(name: str, cfg, models, hist: dict, ds, ho, test_rows: int, seeds, hid
     gain_t = more[0] if more else {}
     return {"cell": name, "variant": cfg.variant, "pairs": cfg.steps * cfg.batch, "steps": cfg.steps,
             "width": cfg.generator.width, "line_width": cfg.generator.line_width, "lrc_norm": cfg.lrc_norm,
-            "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "heldout_iou": iou,
+            "lr_min": cfg.lr_min, "virtual_joints": cfg.virtual_joints, "torus": cfg.torus, "heldout_iou": iou,
             "iou_curve": list(zip(hist.get("iou_step", []), hist.get("iou", []))),
             **{k: cons[k] for k in ("template_share", "lrc_matched", "other_over_matched", "unrotated_over_matched")},
             **{f"gain_{i}_pct": g["gain_pct"] for i, g in gain.items()},
@@ -151,7 +159,8 @@ def score(name: str, cfg, models, hist: dict, ds, ho, test_rows: int, seeds, hid
 def score_committed(variant: str, folder: Path, ds, test_rows: int, seeds, tuned: dict | None = None,
                     hidden: int = 1024, fit_profile: str = "full") -> dict:
     """The same row for a committed generator set (e.g. the cpu profile's, trained longer
-    in the ``base`` setting): cell ``<variant>@<folder name>``, its sha256s named."""
+    longer): cell ``<variant>@<folder name>:<the set's identity>``, its sha256s named, so
+    that sets of another setting committed later are rows of their own."""
     from geo import weights
 
     t0 = time.time()
@@ -160,7 +169,7 @@ def score_committed(variant: str, folder: Path, ds, test_rows: int, seeds, tuned
 
     cfg = TrainConfig.from_dict({**meta["config"], "steps": int(meta["steps"])})
     ho = PairSource(ds, ds.test_subjects, seed=cfg.seed)
-    row = score(f"{weights.stem(variant)}@{Path(folder).name}", cfg, models, {}, ds, ho, test_rows, seeds, hidden,
+    row = score(f"{weights.stem(variant)}@{Path(folder).name}:{meta['identity']}", cfg, models, {}, ds, ho, test_rows, seeds, hidden,
                 fit_profile, tuned)
     return {**row, "committed": str(Path(folder).relative_to(REPO)) if Path(folder).is_relative_to(REPO) else str(folder),
             "files_sha256": {fn: f["sha256"] for fn, f in meta["files"].items()}, "wall_s": time.time() - t0}
@@ -216,7 +225,7 @@ def main(argv=None):
 
 
 # the columns of study_generators.md (the JSON keeps every field, curves included)
-MD_COLUMNS = ("cell", "variant", "pairs", "line_width", "lrc_norm", "lr_min", "virtual_joints", "heldout_iou",
+MD_COLUMNS = ("cell", "variant", "pairs", "line_width", "lrc_norm", "lr_min", "virtual_joints", "torus", "heldout_iou",
               "template_share", "other_over_matched", "gain_sh_pct", "gain_gt_pct", "tuned_gain_sh_pct",
               "tuned_gain_gt_pct", "tuned_sh_baseline_mm", "tuned_sh_regression1_mm", "wall_s")
 

@@ -22,6 +22,13 @@ def test_cells_train_on_matched_pairs_and_resume(tmp_path, monkeypatch, capsys):
     assert {c.steps * c.batch for c in cfgs.values()} == {6400}                     # matched budget
     assert cfgs["lrc_ratio"].lrc_norm == "ratio" and cfgs["wide"].generator.line_width == 6.0
     assert cfgs["base"].generator.width == 16 and cfgs["base"].lr_min is None and cfgs["cosine"].lr_min == 1e-5
+    # the base is the cpu profile before it adopted the study's findings: the cells keep
+    # the identity (and run folders) they were trained with
+    from geo.train import identity
+
+    assert not {"lrc_norm", "torus", "virtual_joints"} & set(identity(cfgs["base"]))
+    assert "line_width" not in identity(cfgs["base"])["generator"]
+    assert set(identity(cfgs["wide"])["generator"]) - set(identity(cfgs["base"])["generator"]) == {"line_width"}
     args = ["--tiny", "--data", "embedded", "--pairs", "32", "--cells", "base,lrc_ratio", "--test-rows", "100",
             "--seeds", "0", "--out", str(tmp_path / "out")]
     S.main(args)
@@ -63,6 +70,6 @@ def test_a_committed_set_is_scored_like_a_cell(tmp_path, monkeypatch, capsys):
     rows = json.loads((tmp_path / "out" / "study_generators.json").read_text())["rows"]
     meta = weights.read_meta("SG+AUG", weights.profile_dir("cpu"))
     (r,) = rows
-    assert r["cell"] == "SG_AUG@cpu" and r["pairs"] == meta["steps"] * meta["config"]["batch"]
+    assert r["cell"] == f"SG_AUG@cpu:{meta['identity']}" and r["pairs"] == meta["steps"] * meta["config"]["batch"]
     assert r["files_sha256"] == {k: v["sha256"] for k, v in meta["files"].items()} and 0 <= r["heldout_iou"] <= 1
     assert "tuned_gain_sh_pct" in r
