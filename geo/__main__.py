@@ -271,6 +271,8 @@ def main(argv=None) -> int:
     f.add_argument("--variants", default=None,
                    help="comma-separated generators the generators stage trains (default: all four); e.g. one "
                         "process per core, each with its own --out")
+    f.add_argument("--k-max", type=int, default=None, metavar="K",
+                   help="Figure 5's sweep stops at K labelled rows (e.g. leave the all-frames point to another run)")
     li = sub.add_parser("lift", help="3D poses from your own images and videos (committed weights; needs the "
                                      "'wild' extra)", formatter_class=fmt,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
@@ -348,6 +350,8 @@ def main(argv=None) -> int:
             if bad or not variants:
                 raise UsageError(f"--variants {a.variants!r}: unknown {bad}; expected a comma-separated list "
                                  f"from {list(RUN_VARIANTS)}")
+        if a.k_max is not None and a.k_max < 1:
+            raise UsageError(f"--k-max {a.k_max}: expected a positive number of labelled rows")
         out = check_out(a.out)
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
@@ -357,7 +361,7 @@ def main(argv=None) -> int:
     from geo.train import Interrupted
 
     try:
-        return run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants)
+        return run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max)
     except StaleCache as e:   # raised before any work: OUT belongs to another run
         print(f"geo: error: --out {e}", file=sys.stderr)
         return 2

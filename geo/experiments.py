@@ -39,6 +39,7 @@ EXPERIMENTS = {
     "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=5, fig6_seeds=[0, 1], train_frames=None, test_frames=None,
                  hidden=1024),
 }
+EXPERIMENTS["cpu"] = EXPERIMENTS["full"]   # the cpu profile trains smaller generators; its regressors are the paper's
 
 
 def device() -> str:
@@ -130,7 +131,7 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
               committed: bool = True, **over):
     """Train (or load, or resume, or extend) one generator variant on the training
     subjects, in :func:`run_dir`. ``heldout``: True (a PairSource of the test subjects),
-    a PairSource, or None/False; the held-out IoU is logged every ``eval_every`` steps. ``prefer_weights``: first look in ``weights/``
+    a PairSource, or None/False; the held-out IoU is logged every ``eval_every`` steps. ``prefer_weights``: first look in ``weights_from``
     (:mod:`geo.weights`) for a set of this variant with the same identity, the same data
     and at least the steps asked for, and load it if there is one. Returns (models,
     history, folder); raises NeedsImages for I_SG. ``continue_weights``: a run folder
@@ -149,7 +150,7 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     if prefer_weights:
         from geo import weights
 
-        got = weights.find(cfg, data_identity(data))
+        got = weights.find(cfg, data_identity(data), weights_from)
         if got is not None:
             return got
     run = run_dir(data, variant, profile, seed, **over)

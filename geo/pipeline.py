@@ -97,11 +97,13 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
 
 
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
-        commit: str | None = None, variants=None) -> int:
+        commit: str | None = None, variants=None, k_max: int | None = None) -> int:
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
     generators stage trains (default all four, :data:`VARIANTS`), with their time shares
     rescaled to the whole training time, e.g. to train on each core its own variants, in
-    its own ``out``."""
+    its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
+    all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
+    the parts)."""
     from geo import experiments as E
 
     if commit:
@@ -112,12 +114,17 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
         if bad or not variants:
             raise ValueError(f"variants {variants}: unknown {bad}; expected some of {list(VARIANTS)}")
         P = {**P, "variants": tuple(variants)}
+    if k_max is not None:
+        if k_max < 1:
+            raise ValueError(f"k_max {k_max}: expected a positive number of labelled rows")
+        P = {**P, "k_max": int(k_max)}
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
     # a stage JSON (or schedule.json) in OUT is skipped as done only when this data,
     # profile (and choice of variants) made it (geo.cache: StaleCache before any work otherwise)
     claim(out, {"data_identity": E.data_identity(data), "profile": profile,
-                **({"variants": list(variants)} if variants is not None else {})})
+                **({"variants": list(variants)} if variants is not None else {}),
+                **({"k_max": int(k_max)} if k_max is not None else {})})
     ds = E.load_data(data)
     dev = E.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
@@ -126,13 +133,17 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    encoders: dict = {}
+    encoders: dict = {}   # {variant: (encoder, geo.experiments.generator_record)}: what each stage used
     failed: list = []
 
     def encoder_of(variant):
         if variant not in encoders:
-            encoders[variant] = _generator(ds, data, variant, P, steps_of(variant), None)[0]["phi_psi"].encoder
-        return encoders[variant]
+            models, _, folder = _generator(ds, data, variant, P, steps_of(variant), None)
+            encoders[variant] = (models["phi_psi"].encoder, E.generator_record(variant, models, folder))
+        return encoders[variant][0]
+
+    def records(*variants):   # a stage's JSON names the generators it drew on, their sha256s
+        return {"generators": {v: encoders[v][1] for v in variants if v in encoders}}
 
     steps_path = out / "schedule.json"
 
@@ -148,7 +159,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
             continue
         _log(f"== {stage} ({clock.elapsed():.0f} s elapsed, {clock.left():.0f} s left)")
         try:
-            _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path)
+            _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path, records)
         except Exception:  # noqa: BLE001 - one failed stage must not cost the others (GPU time is scarce)
             failed.append(stage)
             _log(f"{stage} FAILED:\n{traceback.format_exc()}")
@@ -169,7 +180,7 @@ def _adopt_bench(P: dict, bench_path: Path) -> dict:
     return {**P, "train_over": {**P["train_over"], "compile": mode}}
 
 
-def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path):
+def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path, records):
     """Compute one stage and write its JSON (module docstring)."""
     from geo import experiments as E
 
@@ -189,14 +200,15 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
         _write(out, "generators", "generators", res, prov, stage_wall_s=round(time.time() - t_stage, 1))
     elif stage == "fig5":
         prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["seeds"])
-        r = E.fig5(ds, encoder_of("DG+AUG"), P["exp_profile"], progress=True)
+        r = E.fig5(ds, encoder_of("DG+AUG"), P["exp_profile"], progress=True,
+                   k_range=(1, P["k_max"]) if P.get("k_max") else None)
         _log("fig5 gain", r["gain_pct"])
-        _write(out, "fig5", "fig5", r, prov, stage_wall_s=round(time.time() - t_stage, 1))
+        _write(out, "fig5", "fig5", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
     elif stage == "fig6":
         prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
         r = E.fig6(ds, {**{v: encoder_of(v) for v in VARIANTS}, "I_SG": None}, P["exp_profile"], progress=True)
         _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
-        _write(out, "fig6", "fig6", r, prov, stage_wall_s=round(time.time() - t_stage, 1))
+        _write(out, "fig6", "fig6", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records(*VARIANTS))
     elif stage == "regressors":
         # benchmarks/regressors.py, the one implementation of the regressor benchmark: the
         # rows the other stages do not measure already (fig6's BL rungs are Baseline#1 and
@@ -219,7 +231,7 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
                            progress=True, steps=P["tables_steps"])
         _log("tables", {f"{x['protocol']} {x['input']} {x['method']}": x["Avg."] for x in r["table1"]
                         if x["input"] != "image"})
-        _write(out, "tables", "tables", r, prov, stage_wall_s=round(time.time() - t_stage, 1))
+        _write(out, "tables", "tables", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
 
 
 def _bench_module(name: str = "train_generator"):
@@ -245,8 +257,11 @@ def _generator(ds, data, variant, P, steps, heldout):
     over = dict(P["train_over"])
     if steps is not None:
         over["steps"] = steps
+    # without a schedule in OUT (a stage run on its own, e.g. Figure 5 of the committed
+    # generators) a saved set of the profile's config is used as it is, not trained further
     return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
-                       continue_weights=True, weights_from=_weights_from(P), committed=False, **over)
+                       prefer_weights=steps is None, continue_weights=True, weights_from=_weights_from(P),
+                       committed=False, **over)
 
 
 def _weights_from(P: dict):
@@ -301,7 +316,7 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
     res = {}
     for v in [v for v in P.get("order", VARIANTS) if v in variants]:
         models, hist, run = _generator(ds, data, v, P, steps[v], heldout)
-        encoders[v] = models["phi_psi"].encoder
+        encoders[v] = (models["phi_psi"].encoder, E.generator_record(v, models, run))
         cfg, _, state = load_checkpoint(run, E.device())
         quality = E.synthesis_quality(models, ds, v)
         res[v] = {"history": hist, "quality": quality, "config": asdict(cfg), "steps": state["step"],

@@ -144,3 +144,21 @@ def test_generators_stage_trains_only_the_variants_asked_for(tmp_path, monkeypat
     assert sched["shares"]["SG"] / sched["shares"]["AE"] == pytest.approx(DEFAULT_SHARES["SG"] / DEFAULT_SHARES["AE"])
     with pytest.raises(ValueError, match="XG"):
         pipeline.run("embedded", tmp_path / "other", ["generators"], "tiny", 600.0, variants=["XG"])
+
+
+def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
+    """``k_max``: Figure 5's rows stop at that many labelled rows, the rest of the sweep
+    left to another run; the folder records it, so a run without it is refused there."""
+    from geo import pipeline
+    from geo.cache import StaleCache
+
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    assert pipeline.run("embedded", out, ["generators", "fig5"], "tiny", 600.0, variants=["DG+AUG"], k_max=500) == 0
+    blob = json.loads((out / "fig5.json").read_text())
+    rows = blob["fig5"]["rows"]
+    assert rows and max(r["k"] for r in rows) == 500 and min(r["k"] for r in rows) < 500
+    rec = blob["meta"]["generators"]["DG+AUG"]             # the figure names the generator it drew on
+    assert len(rec["encoder_state_sha256"]) == 64 and rec["variant"] == "DG+AUG"
+    with pytest.raises(StaleCache):
+        pipeline.run("embedded", out, ["fig5"], "tiny", 600.0, variants=["DG+AUG"])
