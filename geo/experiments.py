@@ -92,9 +92,13 @@ def committed_generator(ds: Dataset, variant: str, profile: str, seed: int = 0, 
 
 
 def profile_note(profile: str, records: dict) -> str:
-    """What a figure title says of its generators in the quick profile (empty otherwise):
-    committed sets, smoke-test generators trained for a minute, or which is which.
+    """What a figure title says of its generators: in the quick profile committed sets,
+    smoke-test generators trained for a minute, or which is which; in the cpu profile their
+    width and training pairs; nothing in the full profile.
     ``records``: {variant: :func:`generator_record`}."""
+    if profile == "cpu":   # the CPU's own line of generators: say how small and how trained
+        return "".join(f" (cpu profile: {v} width {r['width']}, {r['pairs']:,} training pairs)" for v, r in records.items()
+                       if r.get("width") and r.get("pairs")) or " (cpu profile)"
     if profile != "quick":
         return ""
     com = [v for v, r in records.items() if r.get("committed")]
@@ -122,6 +126,7 @@ def generator_record(variant: str, models: dict, folder) -> dict:
     if meta is not None:
         rec.update(committed=True, steps=meta.get("steps"), heldout_iou=meta.get("heldout_iou"),
                    width=meta["config"]["generator"]["width"],
+                   pairs=int(meta.get("steps") or 0) * int(meta["config"]["batch"]),
                    files_sha256={fn: f["sha256"] for fn, f in meta["files"].items()})
     return rec
 

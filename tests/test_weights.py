@@ -174,3 +174,8 @@ def test_quick_profile_on_h36m_uses_the_committed_generators_and_says_so():
     assert "smoke-test" in E.profile_note("quick", {"DG+AUG": rec2})
     mixed = E.profile_note("quick", {"DG+AUG": rec, "AE": rec2})
     assert "committed DG+AUG" in mixed and "smoke-test AE" in mixed
+    # a cpu-profile figure says how small its generators are and how many pairs trained them
+    assert rec["pairs"] == meta["steps"] * meta["config"]["batch"]
+    cpu = E.profile_note("cpu", {"DG+AUG": rec})
+    assert f"width {meta['config']['generator']['width']}" in cpu and f"{rec['pairs']:,} training pairs" in cpu
+    assert E.profile_note("cpu", {"DG+AUG": rec2}) == " (cpu profile)"
