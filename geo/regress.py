@@ -184,35 +184,11 @@ def schedule(kind: str, k: int, profile: str = "full") -> Schedule:
     -- many passes (k = 50: 4000 epochs of one full batch; k = 500: 2048; k = 5000: 205).
     Adam, lr decaying exponentially from 1e-3 to 1e-4 over the run.
 
-    Martinez et al. 2017 (paper and code, 3d-pose-baseline): Adam lr 1e-3, exponential
-    decay 0.96 every 100k steps, batch 64, 200 epochs of the 50 Hz training frames
-    (~1.5 M rows: ~4.8 M steps, lr ending at 0.96^48 = 0.14 of its start); 1024 wide, 2
-    residual blocks, BN, dropout 0.5, max-norm 1, kaiming init
-    (:class:`geo.models.BatchedRegressor`). Adapted to our 10 Hz data (0.29 M rows with 3D,
-    all cameras) and to GPU time: batch 256 (4x fewer, larger steps at the same lr 1e-3),
-    the decay expressed per run (lr / lr_final = 10, about Martinez's total 1 / 0.14 = 7)
-    rather than per 100k steps, and 40 epochs of the 10 Hz rows (46k steps) instead of
-    200 of the 50 Hz rows (consecutive 50 Hz frames are near duplicates). ``fc``
-    (Baseline#1 / Regression#1, the paper's 2-layer FC, dropout 0.25) uses the same
-    optimiser and rule.
-
-    Chosen on the validation split of the training subjects only (train S1 S5 S6 S7, 241k
-    SH rows; validate on all S8 rows; S9/S11 never loaded), SH input, seed 0, CPU,
-    ``benchmarks/results/regressors_validation.json`` (S8 MPJPE, mm):
-
-    * fc, all frames, decay to 1e-4: 5 epochs 86.8, 10: 83.1, 20: 80.7, **40: 78.1**;
-      without decay: 10: 80.8, 20: 78.9, 40: 78.4; dropout 0 (20 epochs): 82.8.
-    * fc, k = 50 (steps; decay): 300: 169.2, 1000: 158.7, 4000: 161.8, 16000: 178.8;
-      4000 without decay: 168.6.
-    * fc, k = 500: 300: 114.4, 1000: 99.2, 4000: 99.9, 16000: 107.3; 4000 w/o decay: 104.0.
-    * fc, k = 5000: 1000: 94.4, 4000: 90.0; 4000 without decay: 87.5.
-      min_steps = 4000 is within 3 mm of the best tried at k = 50 and 500 and the best
-      tried (with decay) at 5000; many more steps overfit at small k (16000).
-    * martinez, on 24,000 evenly spaced rows of S1 S5 S6 S7 (a full-frame study did not fit
-      the 2-core CPU): 10 epochs 82.2, 30 epochs 76.3 (decay); without decay 10: 81.1, 30: 76.7.
-      More passes help; 40 epochs at all frames is an extrapolation, to be confirmed on a
-      GPU with ``python benchmarks/regressors.py --validate --kinds martinez
-      --martinez-frames 0 --append``.
+    Martinez et al.'s schedule (Adam 1e-3, decay 0.96 per 100k steps, batch 64, 200 epochs of
+    the 50 Hz frames) adapted to the 10 Hz rows: batch 256, the decay per run (lr / lr_final
+    = 10), 40 epochs; ``fc`` (the paper's 2-layer FC, dropout 0.25) uses the same rule.
+    Chosen on S8 with S1 S5 S6 S7 for training (S9/S11 never loaded): the numbers are in
+    ``benchmarks/results/regressors_validation.json`` and ``benchmarks/results/README.md``.
 
     ``quick``: a CPU smoke profile, a few epochs (not validated)."""
     if profile not in SCHEDULES:
