@@ -356,25 +356,30 @@ def test_non_finite_message_shows_ten_samples_and_counts_the_rest():
 
 
 def test_compiled_functions_are_made_once_with_dynamic_shapes(fresh_caches, monkeypatch):
-    calls = []
+    calls, ran = [], []
 
     def fake_compile(fn, **kw):
         calls.append((fn, kw))
-        return lambda *a, **k: fn(*a, **k)
+
+        def compiled(*a, **k):
+            ran.append(fn)
+            return fn(*a, **k)
+
+        return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     x = torch.rand(5, 16, 2) * 300
     plain = render(x)                                   # the default does not compile
-    assert calls == []
+    assert calls == [] and ran == []
     assert torch.equal(render(x, compile=True), plain)  # on the CPU: the row index code only
     assert calls == [(_row_index, {"dynamic": True})]
-    monkeypatch.setattr(R, "_COMPILED", {})
-    calls.clear()
-    assert R._maybe_compiled(_row_index, False) is _row_index and calls == []
-    c1 = R._maybe_compiled(_row_index, True)
-    c2 = R._maybe_compiled(_row_index, True)
-    assert c1 is c2 and c1 is not _row_index
+    assert ran == [_row_index]                          # and the compiled version is what ran
+    # made once: later calls, of another batch size too (dynamic shapes), reuse it; a call
+    # without compile=True runs the plain code
+    y = torch.rand(9, 16, 2) * 300
+    assert torch.equal(render(y, compile=True), render(y))
     assert calls == [(_row_index, {"dynamic": True})]
+    assert ran == [_row_index, _row_index]
 
 
 def test_cv2_reference_follows_margin_and_width():
