@@ -133,7 +133,7 @@ def test_computed_in_float64_whatever_the_input_dtype():
 def test_shape_check_names_the_shapes():
     a = np.zeros((2, 17, 2))   # equal shapes, but 2D points
     for f in (mpjpe, p_mpjpe, n_mpjpe, pck):
-        with pytest.raises(ValueError, match=r"must both be \(N, J, 3\); got \(2, 17, 2\) and \(2, 17, 2\)"):
+        with pytest.raises(ValueError, match=r"\(N, J, 3\).*\(2, 17, 2\) and \(2, 17, 2\)"):
             f(a, a)
 
 

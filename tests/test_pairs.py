@@ -252,13 +252,12 @@ def test_collect_frames_errors_name_what_is_wrong():
     with pytest.raises(DataError, match=r"synthetic: unknown subject 'S2'; expected one of \['S1'\]"):
         collect_frames(ds, ["S2"])
     only_2d = Dataset("synthetic", "synthetic", {"S1": {"Eating": ds.sequences["S1"]["Eating"]}}, ds.cameras)
-    with pytest.raises(DataError, match=r"^synthetic: no frames with 3D and all cameras' 2D for subjects \['S1'\]$"):
+    with pytest.raises(DataError, match=r"^synthetic\b.*\bno frames\b.*\['S1'\]"):
         collect_frames(only_2d, ["S1"])
     # detections 20 frames longer than the 3D: more than 0.3 s at 50 Hz
     ds.sequences["S1"]["Sitting"] = Sequence(ds.sequences["S1"]["Sitting"].poses_3d,
                                              {"a": np.zeros((27, 16, 2), np.float32), "b": np.zeros((7, 16, 2), np.float32)})
-    with pytest.raises(DataError, match=r"synthetic\[S1/Sitting/a\] 2D detections has 27 frames but "
-                                        r"synthetic\[S1/Sitting\] 3D poses has 7.*15 frames \(0.3 s at 50 Hz\)"):
+    with pytest.raises(DataError, match=r"S1/Sitting/a\].*\b27 frames\b.*S1/Sitting\].*\b7\b.*\b15 frames\b.*\b0\.3 s\b.*\b50 Hz"):
         collect_frames(ds, ["S1"])
 
 

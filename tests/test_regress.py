@@ -218,11 +218,11 @@ def test_schedule_by_hand():
     assert s.steps == 4 * (100_000 // 256)
     assert regress.schedule("fc", 2).batch == 2
     assert regress.schedule("fc", 5000) == regress.schedule("fc", 5000, "full")
-    with pytest.raises(ValueError, match=r"unknown profile 'slow'; expected one of \['full', 'quick'\]"):
+    with pytest.raises(ValueError, match=r"profile 'slow'.*\['full', 'quick'\]"):
         regress.schedule("fc", 100, "slow")
-    with pytest.raises(ValueError, match=r"unknown regressor kind 'cnn'; expected one of \['fc', 'martinez'\]"):
+    with pytest.raises(ValueError, match=r"kind 'cnn'.*\['fc', 'martinez'\]"):
         regress.schedule("cnn", 100)
-    with pytest.raises(ValueError, match="k = 1: a regressor needs at least 2 labelled rows"):
+    with pytest.raises(ValueError, match=r"k = 1\b.*\bat least 2\b"):
         regress.schedule("fc", 1)
 
 
@@ -306,15 +306,15 @@ def test_make_split_by_hand():
     assert len(gt) == 6 + 6 + 3 + 3 and gt.cameras.count("b") == 9 and gt.x2d.dtype == np.float32
     only_b = regress.make_split(ds, ["S1"], cameras=["b"])
     assert only_b.cameras == ["b"] * 9 and regress.make_split(ds, ["S1"], input2d="sh") .cameras == sp.cameras[:15]
-    with pytest.raises(ValueError, match=r"^no frames with 3D for subjects \['S1'\] and cameras \['z'\]$"):
+    with pytest.raises(ValueError, match=r"no frames\b.*\['S1'\].*cameras \['z'\]"):
         regress.make_split(ds, ["S1"], cameras=["z"])
     # detections 20 frames longer than the 3D: more than 0.3 s at 50 Hz
     late = Dataset("synthetic", "synthetic", {"S1": {"W": Sequence(ds.sequences["S1"]["Sitting"].poses_3d,
                                                                     {"b": np.zeros((23, 16, 2), np.float32)})}},
                    {"S1": ds.cameras["S1"]}, fps=50.0)
-    with pytest.raises(ValueError, match=r"^synthetic\[S1/W/b\] 2D detections has 23 frames but synthetic\[S1/W\] 3D poses has 3"):
+    with pytest.raises(ValueError, match=r"synthetic\[S1/W/b\].*\b23 frames\b.*synthetic\[S1/W\].*\b3\b"):
         regress.make_split(late, ["S1"])
-    with pytest.raises(ValueError, match=r"^no frames with 3D for subjects \['S1'\]$"):
+    with pytest.raises(ValueError, match=r"no frames\b.*\['S1'\]"):
         regress.make_split(Dataset("x", "x", {"S1": {"E": ds.sequences["S1"]["Eating"]}}, {"S1": ds.cameras["S1"]}),
                            ["S1"])
 
@@ -530,14 +530,14 @@ def test_protocol3_cameras():
     ds = Dataset("synthetic", "synthetic", {s: {} for s in subs}, {s: dict(cams) for s in subs})
     assert regress.protocol3_cameras(ds) == (("w", "x", "y"), "z")
     ds.cameras["S9"] = {c: cams[c] for c in "wxzy"}
-    with pytest.raises(ValueError, match=r"^synthetic: S9 has cameras \['w', 'x', 'z', 'y'\], S1 has \['w', 'x', 'y', 'z'\]"):
+    with pytest.raises(ValueError, match=r"synthetic\b.*\bS9\b.*\['w', 'x', 'z', 'y'\].*\bS1\b.*\['w', 'x', 'y', 'z'\]"):
         regress.protocol3_cameras(ds)
     ds.cameras["S9"] = dict(cams)
     ds.cameras["S1"] = {c: cams[c] for c in "wxzy"}         # the first training subject is the reference
-    with pytest.raises(ValueError, match=r"^synthetic: S5 has cameras \['w', 'x', 'y', 'z'\], S1 has \['w', 'x', 'z', 'y'\]"):
+    with pytest.raises(ValueError, match=r"synthetic\b.*\bS5\b.*\['w', 'x', 'y', 'z'\].*\bS1\b.*\['w', 'x', 'z', 'y'\]"):
         regress.protocol3_cameras(ds)
     three = Dataset("synthetic", "synthetic", {s: {} for s in subs}, {s: {c: cams[c] for c in "wxy"} for s in subs})
-    with pytest.raises(ValueError, match=r"^synthetic: 3 cameras \['w', 'x', 'y'\]; Protocol #3 needs four$"):
+    with pytest.raises(ValueError, match=r"synthetic\b.*\b3 cameras \['w', 'x', 'y'\].*Protocol #3.*\bfour\b"):
         regress.protocol3_cameras(three)
 
 
