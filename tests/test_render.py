@@ -82,6 +82,7 @@ def test_fast_renderer_normalized_input():
     np.testing.assert_allclose(((xm - 32) * side[:, None, None] / 64 + centre[:, None]).numpy(), x.numpy(), atol=1e-2)
 
 
+@pytest.mark.slow
 def test_compiled_equals_eager():
     pytest.importorskip("torch._inductor")
     x = _random_poses(64, seed=4)
