@@ -20,6 +20,13 @@ def _tracked_changes():
 _BEFORE = _tracked_changes()
 
 
+def pytest_itemcollected(item):
+    """nbval's cells of the notebooks carry the ``notebook`` marker, so that
+    ``-m "not notebook"`` leaves them out like the papermill runs of tests/."""
+    if Path(str(getattr(item, "path", item.fspath))).suffix == ".ipynb":
+        item.add_marker("notebook")
+
+
 def pytest_sessionfinish(session, exitstatus):
     after = _tracked_changes()
     if _BEFORE is not None and after is not None and after != _BEFORE:

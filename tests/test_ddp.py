@@ -115,6 +115,7 @@ def halves_reference(cfg, ds, world=2) -> list[float]:
     return out
 
 
+@pytest.mark.slow
 def test_two_ranks_follow_one_process(ds, tmp_path, monkeypatch):
     # float32: this compares DDP's arithmetic with one process to 1e-5, which bf16 kernels
     # (not invariant to the batch split or thread count) do not promise
@@ -137,6 +138,7 @@ def test_two_ranks_follow_one_process(ds, tmp_path, monkeypatch):
     assert ddp != pytest.approx(one["loss"], rel=1e-6)   # BN per rank does change something
 
 
+@pytest.mark.slow
 def test_kill_one_rank_then_resume(ds, tmp_path):
     cfg = tiny(steps=8, checkpoint_every=4)
     straight = ranks(2, cfg, tmp_path / "straight", tmp_path / "o1")[0]

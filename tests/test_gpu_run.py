@@ -27,6 +27,7 @@ def bundle(tmp_path_factory):
     return out, work, r.stdout
 
 
+@pytest.mark.slow
 def test_bundle_fits_the_device_limits(bundle):
     out, _, _ = bundle
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -36,6 +37,7 @@ def test_bundle_fits_the_device_limits(bundle):
     assert all(p.parent == out for p in files)  # no folders: nothing too deep to come back
 
 
+@pytest.mark.slow
 def test_every_stage_wrote_its_result(bundle):
     out, _, log = bundle
     with tarfile.open(out / "results.tar") as t:
@@ -60,6 +62,7 @@ def test_every_stage_wrote_its_result(bundle):
     assert all(x["status"] == "needs video frames" for x in t1 if x["input"] == "image")
 
 
+@pytest.mark.slow
 def test_weights_come_back_and_load_with_their_hash(bundle, tmp_path):
     from geo import weights
 
@@ -76,6 +79,7 @@ def test_weights_come_back_and_load_with_their_hash(bundle, tmp_path):
     assert "mu_nu" in models
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_finished_stages(bundle):
     out, work, _ = bundle
     env = {**os.environ, "PYTHON": sys.executable, "GEO_WORK": str(work)}
@@ -87,6 +91,7 @@ def test_a_second_run_skips_finished_stages(bundle):
         assert f"{stage}: {stage}.json exists, skipped" in r.stdout
 
 
+@pytest.mark.slow
 def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
     """Weights that came back (and get committed) are where the next GPU run starts: with
     them in the weights folder, a fresh run's schedule adds its new steps to theirs and
@@ -127,6 +132,7 @@ def test_training_adopts_the_compile_mode_the_bench_chose(tmp_path):
     assert _adopt_bench(P, bench) is P
 
 
+@pytest.mark.slow
 def test_generators_stage_trains_only_the_variants_asked_for(tmp_path, monkeypatch):
     """``variants``: only those are measured, scheduled and trained, with their time shares
     rescaled to the whole training time in the proportions of the default shares."""
@@ -146,6 +152,7 @@ def test_generators_stage_trains_only_the_variants_asked_for(tmp_path, monkeypat
         pipeline.run("embedded", tmp_path / "other", ["generators"], "tiny", 600.0, variants=["XG"])
 
 
+@pytest.mark.slow
 def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
     """``k_max``: Figure 5's rows stop at that many labelled rows, the rest of the sweep
     left to another run; the folder records it, so a run without it is refused there."""

@@ -6,9 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_geo_train_saves_and_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "geo", "train", "--variant", "SG", "--out", str(out), "--profile", "quick",

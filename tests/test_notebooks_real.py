@@ -7,6 +7,8 @@ import pytest
 
 from geo.results import REPO
 
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
 
 @pytest.mark.parametrize("name", ["03_fig5_label_efficiency", "04_fig6_ablations", "05_tables", "06_qualitative"])
 def test_notebook_on_real_pack(name, h36m_dir, tmp_path_factory, monkeypatch):
