@@ -58,7 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import MAX_ABS, DataError, check_array, require_dir
+from geo.data.core import MAX_ABS, DataError, check_array, require_dir
+from geo.skeleton import h36m17_to_sh16
 
 THREEDHP17_NAMES = (
     "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
@@ -332,8 +333,6 @@ def as_h36m(test: ThreeDHPTest, f_ref, c_ref) -> dict:
     (:func:`threedhp17_to_h36m17`); ``sequences`` (N,) the sequence of each row;
     ``universal``: whether ``y`` comes from ``univ_annot3`` (the official layout, what the
     official PCK/AUC uses) or ``annot3`` (mmpose's npz has only that)."""
-    from geo.skeleton import h36m17_to_sh16
-
     f_ref, c_ref = np.asarray(f_ref, np.float64), np.asarray(c_ref, np.float64)
     xs, ys, names = [], [], []
     univ = all(s.poses_3d_univ is not None for s in test.sequences.values())
