@@ -82,7 +82,6 @@ THREEDHP28_TO_17 = (7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6
 SEQUENCES = ("TS1", "TS2", "TS3", "TS4", "TS5", "TS6")
 IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048),
               "TS4": (2048, 2048), "TS5": (1920, 1080), "TS6": (1920, 1080)}  # (w, h)
-FRAMES = {"TS1": 6151, "TS2": 6080, "TS3": 5838, "TS4": 6007, "TS5": 320, "TS6": 492}
 LAYOUT = ("the official MPI-INF-3DHP test set: <root>/TS1/annot_data.mat ... "
           "<root>/TS6/annot_data.mat (root = mpi_inf_3dhp_test_set/)")
 
