@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from geo import regress
+from geo import weights
 from geo.data import Dataset, load
 from geo.pairs import PairSource
-from geo.results import runs_dir
+from geo.results import atomic_write, publishes, runs_dir
+from geo.safety import UnsafeFile, plain_name
 from geo.cameras import Torus
 from geo.data import DataError
 from geo.device import default as default_device
@@ -74,8 +76,6 @@ def committed_generator(ds: Dataset, variant: str, profile: str, seed: int = 0, 
     profile uses on Human3.6M (``COMMITTED_SETS``, the first that has it), or None: for
     other data, profiles, overrides or seeds, and for variants with no committed set (those
     are trained as the profile says). Every file is sha256-checked on load."""
-    from geo import weights
-
     if profile != "quick" or ds.name != "h36m" or over or seed != 0 or variant == "I_SG":
         return None
     for name in COMMITTED_SETS:
@@ -110,8 +110,6 @@ def generator_record(variant: str, models: dict, folder) -> dict:
     """What a figure's sidecar says of the generator it used: the variant, where it came
     from, its steps, and the sha256 of its encoder's weights (float32 state, in order)
     and, for a committed set, of its files (``weights/<stem>.json``)."""
-
-    from geo import weights
 
     h = hashlib.sha256()
     for k, v in models["phi_psi"].encoder.state_dict().items():
@@ -148,8 +146,6 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     if got is not None:
         return got
     if prefer_weights:
-        from geo import weights
-
         got = weights.find(cfg, data_identity(data), weights_from)
         if got is not None:
             return got
@@ -163,8 +159,6 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
             print(f"no held-out IoU during training: {e}")
     init = None
     if continue_weights and not (run / "last.pt").exists():
-        from geo import weights
-
         init = weights.initial(cfg, data_identity(data), weights_from)
         if init is not None:
             print(f"{variant}: continuing from {init['source']} to {cfg.steps} steps")
@@ -309,8 +303,6 @@ def merge_fig5(parts, out=None) -> dict:
             "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
     merged = {"fig5": {"rows": rows, "gain_pct": gain_at(rows, 500)}, "meta": meta}
     if out is not None:
-        from geo.results import atomic_write
-
         atomic_write(Path(out), json.dumps(merged, indent=1))
     return merged
 
@@ -371,9 +363,6 @@ def check_precomputed(path, key: str, data: str, profile: str):
     or embedded run never overwrites the tracked figures with numbers a JSON claims.
     ValueError or KeyError naming the file otherwise."""
     import json
-
-    from geo.results import publishes
-    from geo.safety import UnsafeFile, plain_name
 
     path = Path(path)
     try:
