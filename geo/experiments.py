@@ -12,7 +12,7 @@ import torch
 
 from geo import regress
 from geo import weights
-from geo.data import Dataset, load
+from geo.data import Dataset
 from geo.pairs import PairSource
 from geo.results import atomic_write, publishes, runs_dir
 from geo.safety import UnsafeFile, plain_name
@@ -59,10 +59,6 @@ def run_dir(data: str, variant: str, profile: str = "quick", seed: int = 0, **ov
     cfg = config_for(variant, profile, seed=seed, **over)
     key = identity_hash(cfg, f"{data_identity(data)}|{Torus()!r}")
     return runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}-{key}"
-
-
-def load_data(data: str = "embedded") -> Dataset:
-    return load(data)
 
 
 # The committed generator sets the quick profile draws on Human3.6M, best first: the quick
@@ -401,4 +397,4 @@ def load_precomputed(path, key: str, data: str, profile: str):
 
 __all__ = ["merge_fig5",
            "load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
-           "data_tag", "synthesis_quality", "fig5", "fig6", "load_data", "device"]
+           "data_tag", "synthesis_quality", "fig5", "fig6", "device"]
