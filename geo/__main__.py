@@ -28,7 +28,20 @@ import time
 import os
 from pathlib import Path
 
-from geo.results import REPO
+from geo import distributed as D
+from geo import lift as L
+from geo import pipeline
+from geo import train as T
+from geo import wild
+from geo.cache import StaleCache
+from geo.data import DataError
+from geo.data.h36m import check_layout
+from geo.experiments import check_precomputed
+from geo.lock import Busy, hold
+from geo.pipeline import PROFILES as RUN_PROFILES, STAGES, VARIANTS as RUN_VARIANTS
+from geo.results import REPO, Provenance, figures_dir, runs_dir
+from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS, Interrupted
+from geo.weights import WeightsError
 
 NOTEBOOKS = REPO / "notebooks"
 SEED_MAX = 2**63 - 1
@@ -44,7 +57,6 @@ def check_data(data: str) -> str:
     """``embedded`` or an absolute path to a readable Human3.6M copy (either layout)."""
     if data in ("embedded", "default"):
         return "embedded"
-    from geo.data.h36m import check_layout
 
     p = Path(data).expanduser().resolve()
     check_layout(p)  # raises DataError naming the folder and the layouts expected
@@ -73,8 +85,6 @@ def check_out(out: str, arg: str = "--out") -> Path:
 def check_precomputed_folder(pre: Path, data: str, profile: str) -> None:
     """Every stage JSON in ``pre`` that a notebook would draw, checked before papermill
     starts (:func:`geo.experiments.check_precomputed`); UsageError naming it otherwise."""
-    from geo.experiments import check_precomputed
-
     for stage in PRECOMPUTED.values():
         if (pre / f"{stage}.json").exists():
             try:
@@ -101,8 +111,6 @@ def portable(path) -> str:
 
 def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     import papermill as pm
-
-    from geo.results import Provenance, figures_dir, runs_dir
 
     results_dir = figures_dir(prov=Provenance(data=data, profile=profile))
     try:   # executed notebooks beside the results' own key: one folder per data copy and profile
@@ -154,22 +162,16 @@ def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = Tru
     """``geo lift``: exit 0 when every input was lifted, 1 when some failed (each named on
     stderr; the others still finish), 2 when nothing could start (bad --device, no
     estimator, no weights, bad annotations)."""
-    from geo import wild
-    from geo.data import DataError
-    from geo.lift import lift_images, resolve_device
-    from geo.weights import WeightsError
-
     try:
         for name, v in (("--max-frames", max_frames), ("--stride", stride)):
             if v is not None and v < 1:
                 raise UsageError(f"{name} {v}: expected a positive integer")
-        dev = resolve_device(device, "--device")   # refused before the estimator or the weights load
+        dev = L.resolve_device(device, "--device")   # refused before the estimator or the weights load
         if annotations is None:
             wild.require()
-        from geo.lift import expand_inputs
 
-        images = expand_inputs(images)   # folders and patterns: refused before the estimator starts
-        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant,
+        images = L.expand_inputs(images)   # folders and patterns: refused before the estimator starts
+        failed = L.lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant,
                              png=png, device=dev, max_frames=max_frames, stride=stride)
     except (wild.MissingExtra, WeightsError, DataError, ValueError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
@@ -182,10 +184,6 @@ def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = Tru
 def train_command(a, data: str) -> int:
     """``geo train``: check every argument (UsageError naming it), then join the process
     group torchrun describes (if any) and train (:func:`geo.train.command`)."""
-    from geo import distributed as D
-    from geo import train as T
-    from geo.lock import Busy, hold
-
     if a.variant == "I_SG":
         raise UsageError("--variant I_SG: needs Human3.6M video frames, which no supported data has; "
                          f"expected one of {[v for v in T.VARIANTS if v != 'I_SG']}")
@@ -242,9 +240,6 @@ class _Defaults(argparse.HelpFormatter):
 
 
 def main(argv=None) -> int:
-    from geo.pipeline import PROFILES as RUN_PROFILES, STAGES, VARIANTS as RUN_VARIANTS
-    from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS
-
     fmt = _Defaults
     ap = argparse.ArgumentParser(prog="geo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"geo {__import__('geo').__version__}")
@@ -311,7 +306,6 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
     t.add_argument("--seed", type=int, default=None, help="model and sampler seed (default 0)")
     a = ap.parse_args(argv)
-    from geo.data import DataError
 
     if a.cmd == "lift":
         try:
@@ -356,12 +350,9 @@ def main(argv=None) -> int:
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
-    from geo.cache import StaleCache
-    from geo.pipeline import run
-    from geo.train import Interrupted
 
     try:
-        return run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max)
+        return pipeline.run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max)
     except StaleCache as e:   # raised before any work: OUT belongs to another run
         print(f"geo: error: --out {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from geo.results import atomic_write, dumps
+
 KEY_FILE = "made_by.json"
 
 
@@ -23,8 +25,6 @@ def claim(folder, key: dict, results: str = "*.json") -> Path:
     """Make ``folder`` the cache of ``key`` (a JSON-able dict), or raise
     :class:`StaleCache` when it already holds results (files matching ``results``) made
     with another key or without one. Returns the key file."""
-    from geo.results import atomic_write, dumps
-
     folder = Path(folder)
     path = folder / KEY_FILE
     key = json.loads(dumps(key))   # compared as it reads back

@@ -30,7 +30,6 @@ import torch
 
 # Human3.6M camera ids, in the order of cameras.h5 camera1..camera4.
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
-H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 
 
 @dataclass

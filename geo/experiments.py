@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from geo import regress
-from geo.data import Dataset, load
+from geo import weights
+from geo.data import Dataset
 from geo.pairs import PairSource
-from geo.results import runs_dir
+from geo.results import atomic_write, publishes, runs_dir
+from geo.safety import UnsafeFile, plain_name
 from geo.cameras import Torus
 from geo.data import DataError
 from geo.device import default as default_device
@@ -59,10 +61,6 @@ def run_dir(data: str, variant: str, profile: str = "quick", seed: int = 0, **ov
     return runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}-s{seed}-{key}"
 
 
-def load_data(data: str = "embedded") -> Dataset:
-    return load(data)
-
-
 # The committed generator sets the quick profile draws on Human3.6M, best first: the quick
 # profile's own generators train for a minute and reach a held-out IoU of a few
 # hundredths, so on real data they would show the method failing for want of training.
@@ -74,8 +72,6 @@ def committed_generator(ds: Dataset, variant: str, profile: str, seed: int = 0, 
     profile uses on Human3.6M (``COMMITTED_SETS``, the first that has it), or None: for
     other data, profiles, overrides or seeds, and for variants with no committed set (those
     are trained as the profile says). Every file is sha256-checked on load."""
-    from geo import weights
-
     if profile != "quick" or ds.name != "h36m" or over or seed != 0 or variant == "I_SG":
         return None
     for name in COMMITTED_SETS:
@@ -115,8 +111,6 @@ def generator_record(variant: str, models: dict, folder) -> dict:
     from, its steps, and the sha256 of its encoder's weights (float32 state, in order)
     and, for a committed set, of its files (``weights/<stem>.json``)."""
 
-    from geo import weights
-
     h = hashlib.sha256()
     for k, v in models["phi_psi"].encoder.state_dict().items():
         h.update(k.encode())
@@ -153,8 +147,6 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
     if got is not None:
         return got
     if prefer_weights:
-        from geo import weights
-
         got = weights.find(cfg, data_identity(data), weights_from)
         if got is not None:
             return got
@@ -168,8 +160,6 @@ def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed
             print(f"no held-out IoU during training: {e}")
     init = None
     if continue_weights and not (run / "last.pt").exists():
-        from geo import weights
-
         init = weights.initial(cfg, data_identity(data), weights_from)
         if init is not None:
             print(f"{variant}: continuing from {init['source']} to {cfg.steps} steps")
@@ -314,8 +304,6 @@ def merge_fig5(parts, out=None) -> dict:
             "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
     merged = {"fig5": {"rows": rows, "gain_pct": gain_at(rows, 500)}, "meta": meta}
     if out is not None:
-        from geo.results import atomic_write
-
         atomic_write(Path(out), json.dumps(merged, indent=1))
     return merged
 
@@ -377,9 +365,6 @@ def check_precomputed(path, key: str, data: str, profile: str):
     ValueError or KeyError naming the file otherwise."""
     import json
 
-    from geo.results import publishes
-    from geo.safety import UnsafeFile, plain_name
-
     path = Path(path)
     try:
         blob = json.loads(path.read_text())
@@ -417,4 +402,4 @@ def load_precomputed(path, key: str, data: str, profile: str):
 
 __all__ = ["merge_fig5",
            "load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
-           "data_tag", "synthesis_quality", "fig5", "fig6", "load_data", "device"]
+           "data_tag", "synthesis_quality", "fig5", "fig6", "device"]

@@ -43,6 +43,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from geo.cameras import world_to_camera
+from geo.regress import views
+from geo.render import crop_boxes
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYERS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
@@ -200,8 +204,6 @@ def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def boxes(x2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Square crops (centres (N, 2), sides (N,)) around 2D joints (N, J, 2) px: the
     skeleton maps' crop (:func:`geo.render.crop_boxes`), so image and G see one box."""
-    from geo.render import crop_boxes
-
     c, s = crop_boxes(torch.as_tensor(np.asarray(x2d, np.float32)))
     return c.numpy(), s.numpy()
 
@@ -298,9 +300,6 @@ def samples(ds, frames_root, subjects, cameras=None, input2d: str = "gt") -> dic
     (N,)); ``f``, ``c`` (N, 2) each row's camera intrinsics; ``actions``, ``subjects``,
     ``cameras`` per row. Rows without a frame are skipped; none at all raises naming the
     folder."""
-    from geo.cameras import world_to_camera
-    from geo.regress import views
-
     out = {k: [] for k in ("paths", "x2d", "p3d", "f", "c", "actions", "subjects", "cameras")}
     for s, a, seq, cid, cam in views(ds, subjects, cameras):
         folder = frame_path(frames_root, s, a, cid, 0).parent

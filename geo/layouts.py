@@ -11,8 +11,9 @@ mapping commutes with translation and scale of the image):
   neck = half way from the shoulders' midpoint to the ears' midpoint, head top = the
   eyes' midpoint plus twice (eyes' midpoint - nose). COCO has no neck or crown: these
   two are a geometric choice (not fitted), like MediaPipe's in :mod:`geo.wild`.
-* ``"mediapipe33"``: MediaPipe Pose's 33 landmarks (:data:`geo.wild.MP33_NAMES`), mapped
-  as :func:`geo.wild.mp33_to_sh16` documents.
+* ``"mediapipe33"``: MediaPipe Pose's 33 landmarks (``MP33_NAMES``, also
+  :data:`geo.wild.MP33_NAMES`), mapped by ``SH16_FROM_MP33`` as :mod:`geo.wild`'s docstring
+  documents (:func:`geo.wild.mp33_to_sh16`).
 
 Left/right are the person's own sides in every layout.
 """
@@ -47,6 +48,43 @@ SH16_FROM_COCO17 = (
 )
 assert len(SH16_FROM_COCO17) == 16 and all(abs(sum(d.values()) - 1) < 1e-9 for d in SH16_FROM_COCO17)
 
+MP33_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
+    "left_foot_index", "right_foot_index",
+)
+assert len(MP33_NAMES) == 33
+
+# For each SH16 joint: {MediaPipe landmark: weight}; weights sum to 1 (the table and the
+# reasons are in geo.wild's module docstring).
+_MP_SHOULDERS = {11: 0.5, 12: 0.5}
+_MP_MOUTH = {9: 0.5, 10: 0.5}
+_MP_EYES = {2: 0.5, 5: 0.5}
+
+
+SH16_FROM_MP33 = (
+    {28: 1.0}, {26: 1.0}, {24: 1.0}, {23: 1.0}, {25: 1.0}, {27: 1.0},
+    {23: 0.5, 24: 0.5},                                   # pelvis
+    _MP_SHOULDERS,                                        # thorax
+    combine((0.5, _MP_SHOULDERS), (0.5, _MP_MOUTH)),      # upper neck
+    combine((2.5, _MP_EYES), (-1.5, _MP_MOUTH)),          # head top: eyes + 1.5 (eyes - mouth)
+    {16: 1.0}, {14: 1.0}, {12: 1.0}, {11: 1.0}, {13: 1.0}, {15: 1.0},
+)
+assert len(SH16_FROM_MP33) == 16 and all(abs(sum(d.values()) - 1) < 1e-9 for d in SH16_FROM_MP33)
+
+
+def mapping_matrix() -> np.ndarray:
+    """(16, 33) weights W with sh16 = W @ mp33 (rows sum to 1)."""
+    W = np.zeros((16, 33))
+    for j, d in enumerate(SH16_FROM_MP33):
+        for k, w in d.items():
+            W[j, k] = w
+    return W
+
+
 SIZES = {"sh16": 16, "coco17": 17, "mediapipe33": 33}
 
 
@@ -61,8 +99,6 @@ def matrix(layout: str) -> np.ndarray:
                 W[j, k] = w
         return W
     if layout == "mediapipe33":
-        from geo.wild import mapping_matrix
-
         return mapping_matrix()
     raise ValueError(f"layout {layout!r}: expected one of {sorted(SIZES)}")
 

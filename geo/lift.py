@@ -37,13 +37,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import geo.data
+from geo import qualitative as Q
 from geo import regress
-from geo.models import RegressorConfig
-from geo.commit import commit
+from geo import wild
+from geo.commit import commit, temp_dir
+from geo.data import DataError
+from geo.data.identity import data_identity, data_tag
+from geo.data.mpii import load_mpii_json
 from geo.device import resolve
+from geo.layouts import to_sh16
+from geo.models import Regressor, RegressorConfig
+from geo.qualitative import _SH_RIGHT
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
-from geo.weights import _sha
+from geo.skeleton import H36M17_NAMES, SH16_BONES, SH16_NAMES, SH16_PARENTS
+from geo.weights import MAX_BYTES, WeightsError, _sha, check_size, load_parts, read_meta, stem, weights_dir
+from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WildError
 
 SUFFIX = "regressor"
 # Training / test rows of the regressor (evenly spaced over subjects, actions, cameras;
@@ -98,8 +108,6 @@ class Lifter:
         "mediapipe33"; :mod:`geo.layouts` gives the joint orders) -> 3D poses (N, 17, 3)
         in mm, root-relative, in the camera frame of the image (H36M 17-joint order,
         :data:`geo.skeleton.H36M17_NAMES`)."""
-        from geo.layouts import to_sh16
-
         return self(to_sh16(keypoints, layout))
 
     def lift_images(self, paths, out_dir, **kw) -> int:
@@ -125,9 +133,6 @@ def _blob(fitted: regress.Fitted) -> bytes:
 def _unblob(blob: bytes, where="regressor") -> regress.Fitted:
     """The Fitted regressor of :func:`_blob`'s bytes; WeightsError naming ``where`` when
     they hold anything else (code, other fields, another width)."""
-    from geo.models import Regressor
-    from geo.weights import WeightsError
-
     try:
         obj = load_tensors(blob, where)
         cfg = RegressorConfig(**obj["regressor"])
@@ -145,8 +150,6 @@ def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
     """Write a regressor (bf16 weights, float32 normalisation) to ``path`` (``.pt``) and
     its sidecar (``.json``: sha256, bytes, ``meta``, commit, device) as one set
     (:func:`geo.commit.commit`: both complete before either is renamed, sidecar last)."""
-    from geo.weights import check_size
-
     path = Path(path)
     blob = _blob(fitted)
     check_size(path, blob)
@@ -157,10 +160,6 @@ def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
 def load(path) -> tuple[regress.Fitted, dict]:
     """(fitted regressor, sidecar) from ``path``; :class:`geo.weights.WeightsError` naming
     the file when it or its sidecar is missing, unreadable or does not match its sha256."""
-    from geo.weights import WeightsError
-
-    from geo.weights import MAX_BYTES
-
     path = Path(path)
     side = path.with_suffix(".json")
     try:
@@ -179,15 +178,11 @@ def load(path) -> tuple[regress.Fitted, dict]:
 
 
 def regressor_path(variant: str, dir=None) -> Path:
-    from geo.weights import stem, weights_dir
-
     return weights_dir(dir) / f"{stem(variant)}.{SUFFIX}.pt"
 
 
 def encoder_sha(variant: str, dir=None) -> str | None:
     """sha256 of the committed encoder file of ``variant`` (from its sidecar), or None."""
-    from geo.weights import read_meta, stem
-
     meta = read_meta(variant, dir)
     if meta is None:
         return None
@@ -197,8 +192,6 @@ def encoder_sha(variant: str, dir=None) -> str | None:
 def load_committed(variant: str = "DG+AUG", dir=None) -> Lifter:
     """The committed encoder and regressor of ``variant`` (``weights/``), every file
     sha256-checked; refuses a regressor trained on another encoder than the one there."""
-    from geo.weights import WeightsError, load_parts
-
     path = regressor_path(variant, dir)
     if not path.exists():
         raise WeightsError(f"{path}: no committed regressor for {variant}; build it with "
@@ -240,9 +233,6 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
     its run's identity) for ``data``: the committed regressor when it was made from this
     very encoder on this very data in this profile; else one trained on ``ds`` and cached
     under ``runs/`` (module docstring)."""
-    from geo.data.identity import data_identity, data_tag
-    from geo.weights import WeightsError
-
     did = data_identity(data)
     path = regressor_path(variant, committed_dir)
     if path.exists():
@@ -269,11 +259,7 @@ def persist(data, variants=("DG+AUG", "SG+AUG"), dir=None, seed: int = 0, progre
     """Train the committed regressors: for each variant with committed weights, a
     full-profile Regression#1 on its committed encoder, on Human3.6M ``data``'s training
     subjects only (S1 S5 S6 S7 S8), written to ``weights/<VARIANT>.regressor.pt``."""
-    from geo.data.identity import data_identity
-    from geo.experiments import load_data
-    from geo.weights import load_parts
-
-    ds = load_data(str(data))
+    ds = geo.data.load(str(data))
     out = []
     for v in variants:
         enc = load_parts(v, dir, parts=("phi",))["phi"]
@@ -291,8 +277,6 @@ def fill_missing(x16, visible) -> np.ndarray:
     """SH16 joints with the unannotated ones (``visible`` False) put on their nearest
     annotated ancestor, i.e. their bones drawn with zero length (MPII leaves joints out
     of view unannotated). ValueError when the root chain has no annotated joint at all."""
-    from geo.skeleton import SH16_PARENTS
-
     x = np.array(x16, np.float32)
     vis = np.asarray(visible, bool)
     if not vis.any():
@@ -310,8 +294,6 @@ def fill_missing(x16, visible) -> np.ndarray:
 def annotated_people(ann, image: Path):
     """The annotated people of ``image`` in MPII annotations ``ann``
     (:class:`geo.data.mpii.MPIIAnnotations`): [(x16 px, visible (16,), (centre, scale))]."""
-    from geo.wild import WildError
-
     idx = [i for i, n in enumerate(ann.image_names) if n == image.name]
     if not idx:
         raise WildError(f"{image}: not in the annotations {ann.source}; expected one of its images "
@@ -345,8 +327,6 @@ def result_json(image: Path, person: int, source: str, x16, pose17, meta: dict, 
     """The JSON of one lifted person: 2D input (with the estimator's per-joint
     ``confidence`` in [0, 1] where it gives one, else null), 17 3D joints (mm,
     root-relative, camera frame), and the weights' identity."""
-    from geo.skeleton import H36M17_NAMES, SH16_NAMES
-
     conf = None if confidence is None else np.round(np.asarray(confidence, float), 3).tolist()
     return {"image": str(image), "person": person, "source_2d": source,
             "joints_2d_px": {"names": list(SH16_NAMES), "xy": np.round(np.asarray(x16, float), 2).tolist(),
@@ -381,8 +361,6 @@ def expand_inputs(items) -> list[Path]:
     not lift nothing and exit 0)."""
     import glob
 
-    from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
     out = []
     for item in items:
         s = str(item)
@@ -412,9 +390,6 @@ def draw_skeleton(frame: np.ndarray, x16, confidence=None) -> np.ndarray:
     place (bones right red / left blue; joints whose ``confidence`` is under 0.5 hollow).
     Returns ``frame``."""
     import cv2
-
-    from geo.qualitative import _SH_RIGHT
-    from geo.skeleton import SH16_BONES
 
     x = np.round(np.asarray(x16, np.float64)).astype(int)
     t = max(1, round(min(frame.shape[:2]) / 200))   # line width grows with the frame
@@ -461,10 +436,6 @@ def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = No
 
     import cv2
     from tqdm import tqdm
-
-    from geo import wild
-    from geo.commit import temp_dir
-    from geo.skeleton import H36M17_NAMES, SH16_NAMES
 
     p, out = Path(path), Path(out_dir)
     stem = stem or p.stem
@@ -563,15 +534,9 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
     import matplotlib.pyplot as plt
     from tqdm import tqdm
 
-    from geo import qualitative as Q
-    from geo import wild
-    from geo.data import DataError
-
     dev = resolve_device(device)
     ann = None
     if annotations is not None:
-        from geo.data.mpii import load_mpii_json
-
         ann = load_mpii_json(annotations, zero_based=True)
     lifter_ = load_committed(variant, weights_dir).to(dev)
     est = None   # the image estimator, started at the first image that needs it

@@ -40,8 +40,15 @@ from pathlib import Path
 
 import torch
 
+from geo import experiments as E
+from geo import tables
+from geo import weights
 from geo.cache import claim
-from geo.results import Provenance, atomic_write, dumps
+from geo.data import load
+from geo.data.mpi_inf_3dhp import load_3dhp_mmpose, load_3dhp_official
+from geo.pairs import PairSource
+from geo.results import REPO, Provenance, atomic_write, dumps
+from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
 from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
 
 STAGES = ("bench", "generators", "fig5", "fig6", "regressors", "tables")
@@ -104,8 +111,6 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
     the parts)."""
-    from geo import experiments as E
-
     if commit:
         os.environ["GEO_COMMIT"] = commit
     P = PROFILES[profile]
@@ -125,7 +130,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     claim(out, {"data_identity": E.data_identity(data), "profile": profile,
                 **({"variants": list(variants)} if variants is not None else {}),
                 **({"k_max": int(k_max)} if k_max is not None else {})})
-    ds = E.load_data(data)
+    ds = load(data)
     dev = E.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
          f"profile {profile}; budget {budget_s} s; stages {list(stages)}")
@@ -182,8 +187,6 @@ def _adopt_bench(P: dict, bench_path: Path) -> dict:
 
 def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path, records):
     """Compute one stage and write its JSON (module docstring)."""
-    from geo import experiments as E
-
     t_stage = time.time()
     if stage == "bench":
         if not P["bench"] or dev != "cuda":
@@ -218,13 +221,9 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
     elif stage == "tables":
         # Tables 1 and 2 (geo.tables.compute); G and each batch of fits are kept in
         # $GEO_RUNS, so a command cut off by its limit continues where it stopped.
-        from geo import tables
-
         prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
         hd = None
         if os.environ.get("GEO_3DHP"):
-            from geo.data.mpi_inf_3dhp import load_3dhp_mmpose, load_3dhp_official
-
             p3 = Path(os.environ["GEO_3DHP"])
             hd = load_3dhp_mmpose(p3) if p3.suffix == ".npz" else load_3dhp_official(p3)
         r = tables.compute(ds, encoder_of("DG+AUG"), data, P["exp_profile"], threedhp=hd, cache=True,
@@ -238,8 +237,6 @@ def _bench_module(name: str = "train_generator"):
     """``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not part of the package)."""
     import importlib.util
 
-    from geo.results import REPO
-
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -252,8 +249,6 @@ def _file(stage: str, dev: str) -> str:
 
 
 def _generator(ds, data, variant, P, steps, heldout):
-    from geo import experiments as E
-
     over = dict(P["train_over"])
     if steps is not None:
         over["steps"] = steps
@@ -266,18 +261,12 @@ def _generator(ds, data, variant, P, steps, heldout):
 
 def _weights_from(P: dict):
     """The folder of saved weights a profile continues from (None: weights/ itself)."""
-    from geo import weights
-
     return None if P.get("weights_from") is None else weights.profile_dir(P["weights_from"])
 
 
 def _saved_steps(data, variant, P) -> int:
     """Steps of the saved weights (``weights/``) this run continues ``variant`` from: those
     of the same configuration and data, else 0 (trained from scratch)."""
-    from geo import experiments as E
-    from geo import weights
-    from geo.train import config_for
-
     cfg = config_for(variant, P["train_profile"], **{**P["train_over"], "steps": 10**12})
     init = weights.initial(cfg, E.data_identity(data), _weights_from(P))   # the same test train() will make
     return 0 if init is None else init["step"]
@@ -285,11 +274,6 @@ def _saved_steps(data, variant, P) -> int:
 
 def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path: Path) -> dict:
     """Train the four variants with steps sized from the measured throughput."""
-    from geo import experiments as E
-    from geo import weights
-    from geo.pairs import PairSource
-    from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
-
     variants = P.get("variants", VARIANTS)
     shares = {v: DEFAULT_SHARES[v] / sum(DEFAULT_SHARES[u] for u in variants) for v in variants}
     if steps_path.exists():

@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
+from geo.data import DataError
+from geo.data.h36m import check_layout
+from geo.data.identity import data_identity
 from geo.safety import plain_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,10 +97,6 @@ def data_key(data: str) -> str:
     named by a file (a precomputed JSON's meta), so only a Human3.6M layout is hashed,
     never whatever folder it names."""
     import hashlib
-
-    from geo.data import DataError
-    from geo.data.h36m import check_layout
-    from geo.data.identity import data_identity
 
     try:
         check_layout(data)

@@ -47,7 +47,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from geo import experiments as E
+from geo import integral
 from geo import metrics, regress
+from geo.data.identity import data_tag
+from geo.data.mpi_inf_3dhp import SCENES, as_h36m
 from geo.results import atomic_write, runs_dir
 
 # --------------------------------------------------------------------------- constants
@@ -182,8 +186,6 @@ def _fit_cached(folder: Path | None, key: str, fn):
 
 def cache_dir(data: str, profile: str) -> Path:
     """``runs/<data_tag>/<profile>/tables``: where :func:`compute` keeps G and fits."""
-    from geo.data.identity import data_tag
-
     return runs_dir() / data_tag(data) / profile / "tables"
 
 
@@ -233,8 +235,6 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
     "seeds", "profile"}. A Table 1 row: protocol, input, method, source "ours", the 15
     action columns and "Avg." (mm, mean over seeds), seeds, rows used; Regression#3's rows
     have ``status`` "needs video frames" and no numbers."""
-    from geo import experiments as E
-
     ex = E.EXPERIMENTS[profile]
     seeds = list(ex["fig6_seeds"] if seeds is None else seeds)
     device = device or E.device()
@@ -247,8 +247,6 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
     enc_key = _hash(encoder)
     hd = None
     if threedhp is not None:
-        from geo.data.mpi_inf_3dhp import as_h36m
-
         cams = [c for s in ds.train_subjects for c in ds.cameras[s].values()]
         f_ref = np.mean([np.ravel(c.f) for c in cams], 0)
         c_ref = np.mean([np.ravel(c.c) for c in cams], 0)
@@ -331,8 +329,6 @@ def _frames_status(ds, frames) -> str:
     """Regression#3's status when a frames folder is given: how many test rows have a
     frame. Training Sun et al.'s network on every frame is GPU work that this table does
     not run, so the rows still carry no number."""
-    from geo import integral
-
     try:
         n = len(integral.samples(ds, frames, ds.test_subjects)["paths"])
     except FileNotFoundError:
@@ -343,8 +339,6 @@ def _frames_status(ds, frames) -> str:
 def _table2(results: dict, hd: dict | None, seeds, image_status: str = NEEDS_FRAMES) -> list[dict]:
     """Table 2 rows: PCK@150 / AUC overall and per scene type, mean over seeds, for the
     regressors trained on Human3.6M ground-truth 2D ("gt", standard split)."""
-    from geo.data.mpi_inf_3dhp import SCENES
-
     rows = []
     for method in (*METHODS, *IMAGE_METHODS):
         if method in IMAGE_METHODS:

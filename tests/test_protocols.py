@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 
 from geo import metrics, regress
+from geo.data import load
 from geo.data.mpi_inf_3dhp import SCENES, as_h36m, fit_pinhole, load_3dhp_mmpose
 
 
 # ----------------------------------------------------------------------- Protocol #3
 def test_protocol3_cameras_on_the_embedded_default():
-    import geo.experiments as E
-
-    ds = E.load_data("embedded")
+    ds = load("embedded")
     train, test = regress.protocol3_cameras(ds)
     assert train == ("E-cam1", "E-cam2", "E-cam3") and test == "E-cam4"
     sp = regress.make_split(ds, ds.test_subjects, "sh", cameras=[test])
@@ -31,9 +30,7 @@ def test_protocol3_cameras_on_the_real_pack(h36m_pack):
 
 
 def test_protocol3_needs_four_shared_cameras():
-    import geo.experiments as E
-
-    ds = E.load_data("embedded")
+    ds = load("embedded")
     del ds.cameras["E2"]["E-cam4"]
     with pytest.raises(ValueError, match="E2 has cameras"):
         regress.protocol3_cameras(ds)

@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from geo import regress, tables
+from geo.data import load
 from geo.models import Encoder, GeneratorConfig
 
 
 @pytest.fixture(scope="module")
 def embedded():
-    import geo.experiments as E
-
-    return E.load_data("embedded")
+    return load("embedded")
 
 
 @pytest.fixture(scope="module")

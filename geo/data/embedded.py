@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from geo.cameras import Camera, Torus, look_at
-from geo.data import Dataset, DataError, Sequence
-from geo.skeleton import h36m17_to_sh16
+from geo.data.core import Dataset, DataError, Sequence
+from geo.skeleton import H36M17_NAMES, h36m17_to_sh16
 
 TEST_CLIPS = ("walk", "kick", "dance_b", "getup_faceup")
 CAMERA_IDS = ("E-cam1", "E-cam2", "E-cam3", "E-cam4")
@@ -105,7 +105,6 @@ def forward_kinematics(frames: np.ndarray, off: dict[str, np.ndarray]) -> np.nda
         wrist = at(elbow, R_el, off[f"{side}_wrist"])
         joints.update({f"{S}Hip": hip, f"{S}Knee": knee, f"{S}Foot": ankle,
                        f"{S}Shoulder": shoulder, f"{S}Elbow": elbow, f"{S}Wrist": wrist})
-    from geo.skeleton import H36M17_NAMES
     return np.stack([joints[n] for n in H36M17_NAMES], 1)
 
 

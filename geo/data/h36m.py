@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from geo.cameras import H36M_CAMERA_IDS, Camera
-from geo.data import (MAX_ABS, Dataset, DataError, Sequence, check_alignment, check_array, data_files,
-                      require_dir, require_frames)
+from geo.data.core import (MAX_ABS, Dataset, DataError, Sequence, check_alignment, check_array, data_files,
+                           require_dir, require_frames)
 
 H36M32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import DataError
+from geo.data.core import DataError
 
 _DATA_IDS: dict = {}
 

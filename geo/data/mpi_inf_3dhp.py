@@ -58,7 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import MAX_ABS, DataError, check_array, require_dir
+from geo.data.core import MAX_ABS, DataError, check_array, require_dir
+from geo.skeleton import h36m17_to_sh16
 
 THREEDHP17_NAMES = (
     "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist",
@@ -81,7 +82,6 @@ THREEDHP28_TO_17 = (7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6
 SEQUENCES = ("TS1", "TS2", "TS3", "TS4", "TS5", "TS6")
 IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048),
               "TS4": (2048, 2048), "TS5": (1920, 1080), "TS6": (1920, 1080)}  # (w, h)
-FRAMES = {"TS1": 6151, "TS2": 6080, "TS3": 5838, "TS4": 6007, "TS5": 320, "TS6": 492}
 LAYOUT = ("the official MPI-INF-3DHP test set: <root>/TS1/annot_data.mat ... "
           "<root>/TS6/annot_data.mat (root = mpi_inf_3dhp_test_set/)")
 
@@ -332,8 +332,6 @@ def as_h36m(test: ThreeDHPTest, f_ref, c_ref) -> dict:
     (:func:`threedhp17_to_h36m17`); ``sequences`` (N,) the sequence of each row;
     ``universal``: whether ``y`` comes from ``univ_annot3`` (the official layout, what the
     official PCK/AUC uses) or ``annot3`` (mmpose's npz has only that)."""
-    from geo.skeleton import h36m17_to_sh16
-
     f_ref, c_ref = np.asarray(f_ref, np.float64), np.asarray(c_ref, np.float64)
     xs, ys, names = [], [], []
     univ = all(s.poses_3d_univ is not None for s in test.sequences.values())

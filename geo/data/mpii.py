@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.data import MAX_ABS, DataError, check_array
+from geo.data.core import MAX_ABS, DataError, check_array
 
 MPII16_NAMES = (
     "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",

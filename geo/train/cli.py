@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from geo import distributed as D
+from geo.data import load
 from geo.device import default as default_device
 from geo.pairs import PairSource
 from geo.train.checkpoint import check_checkpoint, read_checkpoint
@@ -45,8 +46,6 @@ def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progr
     "scratch", so that a checkpoint that appeared after :func:`check_out` is still not
     trained over). Prints (rank 0) and returns {"step", "loss", "pairs_per_s", "ranks"}:
     ``pairs_per_s`` is the median over this call's log intervals, the global batch counted."""
-    from geo.data import load
-
     device = torch.device(device or default_device())
     ds = load(data)
     src = PairSource(ds, ds.train_subjects, device=device, seed=cfg.seed)
