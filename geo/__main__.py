@@ -38,7 +38,7 @@ from geo.data import DataError
 from geo.data.h36m import check_layout
 from geo.experiments import check_precomputed
 from geo.lock import Busy, hold
-from geo.pipeline import PROFILES as RUN_PROFILES, STAGES, VARIANTS as RUN_VARIANTS
+from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
 from geo.results import REPO, Provenance, figures_dir, runs_dir
 from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS, Interrupted
 from geo.weights import WeightsError
@@ -337,15 +337,12 @@ def main(argv=None) -> int:
             raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
         if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
             raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
-        variants = None
-        if a.variants is not None:
-            variants = [v.strip() for v in a.variants.split(",") if v.strip()]
-            bad = [v for v in variants if v not in RUN_VARIANTS]
-            if bad or not variants:
-                raise UsageError(f"--variants {a.variants!r}: unknown {bad}; expected a comma-separated list "
-                                 f"from {list(RUN_VARIANTS)}")
-        if a.k_max is not None and a.k_max < 1:
-            raise UsageError(f"--k-max {a.k_max}: expected a positive number of labelled rows")
+        variants = None if a.variants is None else [v.strip() for v in a.variants.split(",") if v.strip()]
+        for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max})):
+            try:
+                pipeline.check_options(**kw)
+            except ValueError as e:
+                raise UsageError(f"{arg} {value!r}: {e}") from e
         out = check_out(a.out)
     except (UsageError, DataError) as e:
         print(f"geo: error: {e}", file=sys.stderr)

@@ -103,6 +103,17 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
     _log(f"wrote {out / (name + '.json')}")
 
 
+def check_options(variants=None, k_max: int | None = None) -> None:
+    """:func:`run`'s ``variants`` (some of :data:`VARIANTS`) and ``k_max`` (positive), checked
+    before any work; ValueError naming the bad value otherwise (the CLI adds the option)."""
+    if variants is not None:
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad or not variants:
+            raise ValueError(f"{f'unknown {bad}' if bad else 'none given'}; expected some of {list(VARIANTS)}")
+    if k_max is not None and k_max < 1:
+        raise ValueError("expected a positive number of labelled rows")
+
+
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
         commit: str | None = None, variants=None, k_max: int | None = None) -> int:
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
@@ -113,15 +124,11 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     the parts)."""
     if commit:
         os.environ["GEO_COMMIT"] = commit
+    check_options(variants, k_max)
     P = PROFILES[profile]
     if variants is not None:
-        bad = [v for v in variants if v not in VARIANTS]
-        if bad or not variants:
-            raise ValueError(f"variants {variants}: unknown {bad}; expected some of {list(VARIANTS)}")
         P = {**P, "variants": tuple(variants)}
     if k_max is not None:
-        if k_max < 1:
-            raise ValueError(f"k_max {k_max}: expected a positive number of labelled rows")
         P = {**P, "k_max": int(k_max)}
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
