@@ -268,6 +268,9 @@ def main(argv=None) -> int:
                         "process per core, each with its own --out")
     f.add_argument("--k-max", type=int, default=None, metavar="K",
                    help="Figure 5's sweep stops at K labelled rows (e.g. leave the all-frames point to another run)")
+    f.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="train each generator to N steps in all, continuing saved weights (instead of steps sized "
+                        "from --budget-s), e.g. the same number of training pairs for every variant")
     li = sub.add_parser("lift", help="3D poses from your own images and videos (committed weights; needs the "
                                      "'wild' extra)", formatter_class=fmt,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
@@ -338,7 +341,8 @@ def main(argv=None) -> int:
         if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
             raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
         variants = None if a.variants is None else [v.strip() for v in a.variants.split(",") if v.strip()]
-        for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max})):
+        for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max}),
+                                 ("--steps", a.steps, {"steps": a.steps})):
             try:
                 pipeline.check_options(**kw)
             except ValueError as e:
@@ -349,7 +353,8 @@ def main(argv=None) -> int:
         return 2
 
     try:
-        return pipeline.run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max)
+        return pipeline.run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max,
+                            steps=a.steps)
     except StaleCache as e:   # raised before any work: OUT belongs to another run
         print(f"geo: error: --out {e}", file=sys.stderr)
         return 2

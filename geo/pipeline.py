@@ -103,40 +103,47 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
     _log(f"wrote {out / (name + '.json')}")
 
 
-def check_options(variants=None, k_max: int | None = None) -> None:
-    """:func:`run`'s ``variants`` (some of :data:`VARIANTS`) and ``k_max`` (positive), checked
-    before any work; ValueError naming the bad value otherwise (the CLI adds the option)."""
+def check_options(variants=None, k_max: int | None = None, steps: int | None = None) -> None:
+    """:func:`run`'s ``variants`` (some of :data:`VARIANTS`), ``k_max`` and ``steps`` (positive),
+    checked before any work; ValueError naming the bad value otherwise (the CLI adds the option)."""
     if variants is not None:
         bad = [v for v in variants if v not in VARIANTS]
         if bad or not variants:
             raise ValueError(f"{f'unknown {bad}' if bad else 'none given'}; expected some of {list(VARIANTS)}")
     if k_max is not None and k_max < 1:
         raise ValueError("expected a positive number of labelled rows")
+    if steps is not None and steps < 1:
+        raise ValueError("expected a positive number of training steps")
 
 
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
-        commit: str | None = None, variants=None, k_max: int | None = None) -> int:
+        commit: str | None = None, variants=None, k_max: int | None = None, steps: int | None = None) -> int:
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
     generators stage trains (default all four, :data:`VARIANTS`), with their time shares
     rescaled to the whole training time, e.g. to train on each core its own variants, in
     its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
-    the parts)."""
+    the parts). ``steps``: each variant trains to this many steps in all (continuing its
+    saved weights), instead of steps sized from ``budget_s``: e.g. to give every variant the
+    same number of training pairs."""
     if commit:
         os.environ["GEO_COMMIT"] = commit
-    check_options(variants, k_max)
+    check_options(variants, k_max, steps)
     P = PROFILES[profile]
     if variants is not None:
         P = {**P, "variants": tuple(variants)}
     if k_max is not None:
         P = {**P, "k_max": int(k_max)}
+    if steps is not None:
+        P = {**P, "steps": int(steps)}
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
     # a stage JSON (or schedule.json) in OUT is skipped as done only when this data,
     # profile (and choice of variants) made it (geo.cache: StaleCache before any work otherwise)
     claim(out, {"data_identity": E.data_identity(data), "profile": profile,
                 **({"variants": list(variants)} if variants is not None else {}),
-                **({"k_max": int(k_max)} if k_max is not None else {})})
+                **({"k_max": int(k_max)} if k_max is not None else {}),
+                **({"steps": int(steps)} if steps is not None else {})})
     ds = load(data)
     dev = E.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
@@ -280,11 +287,18 @@ def _saved_steps(data, variant, P) -> int:
 
 
 def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path: Path) -> dict:
-    """Train the four variants with steps sized from the measured throughput."""
+    """Train the four variants with steps sized from the measured throughput (or to
+    ``P["steps"]`` each, when the run asks for a number)."""
     variants = P.get("variants", VARIANTS)
     shares = {v: DEFAULT_SHARES[v] / sum(DEFAULT_SHARES[u] for u in variants) for v in variants}
     if steps_path.exists():
         steps = json.loads(steps_path.read_text())["steps"]
+    elif P.get("steps") is not None:
+        saved = {v: _saved_steps(data, v, P) for v in variants}
+        steps = {v: max(P["steps"], saved[v]) for v in variants}   # saved weights are never trained backwards
+        atomic_write(steps_path, dumps({"steps": steps, "new_steps": {v: steps[v] - saved[v] for v in variants},
+                                        "continued_from_steps": saved, "requested_steps": P["steps"]}))
+        _log(f"schedule: {P['steps']} steps each, continuing from saved weights at {saved}")
     else:
         if P["train_s"] is None and clock.budget is None:
             raise ValueError(f"profile {P['train_profile']!r} sizes training from --budget-s; pass one")

@@ -156,6 +156,11 @@ def test_unknown_variant(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_non_positive_steps(capsys, tmp_path):
+    _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--steps", "-3"], "--steps")
+    assert not (tmp_path / "o").exists()
+
+
 def test_non_positive_k_max(capsys, tmp_path):
     _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--k-max", "0"], "--k-max")
     assert not (tmp_path / "o").exists()

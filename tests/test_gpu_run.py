@@ -152,6 +152,25 @@ def test_generators_stage_trains_only_the_variants_asked_for(tmp_path, monkeypat
         pipeline.run("embedded", tmp_path / "other", ["generators"], "tiny", 600.0, variants=["XG"])
 
 
+def test_generators_stage_trains_to_requested_steps(tmp_path, monkeypatch):
+    """``steps``: every variant trains to that many steps in all, whatever the budget, and
+    the schedule says so; a folder made with it refuses a run without it."""
+    from geo import pipeline
+    from geo.cache import StaleCache
+
+    monkeypatch.setenv("GEO_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    assert pipeline.run("embedded", out, ["generators"], "tiny", None, variants=["SG", "AE"], steps=7) == 0
+    gens = json.loads((out / "generators.json").read_text())["generators"]
+    assert {v: g["steps"] for v, g in gens.items()} == {"SG": 7, "AE": 7}
+    sched = json.loads((out / "schedule.json").read_text())
+    assert sched["steps"] == {"SG": 7, "AE": 7} and sched["requested_steps"] == 7
+    with pytest.raises(StaleCache):
+        pipeline.run("embedded", out, ["generators"], "tiny", None, variants=["SG", "AE"])
+    with pytest.raises(ValueError, match="steps"):
+        pipeline.run("embedded", tmp_path / "other", ["generators"], "tiny", None, steps=0)
+
+
 @pytest.mark.slow
 def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
     """``k_max``: Figure 5's rows stop at that many labelled rows, the rest of the sweep
