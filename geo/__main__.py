@@ -267,7 +267,8 @@ def main(argv=None) -> int:
                    help="comma-separated generators the generators stage trains (default: all four); e.g. one "
                         "process per core, each with its own --out")
     f.add_argument("--k-max", type=int, default=None, metavar="K",
-                   help="Figure 5's sweep stops at K labelled rows (e.g. leave the all-frames point to another run)")
+                   help="labelled rows at most K: Figure 5's sweep stops there (e.g. leave the all-frames point to "
+                        "another run) and Figure 6 trains on K rows per seed")
     f.add_argument("--steps", type=int, default=None, metavar="N",
                    help="train each generator to N steps in all, continuing saved weights (instead of steps sized "
                         "from --budget-s), e.g. the same number of training pairs for every variant")

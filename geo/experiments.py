@@ -93,8 +93,14 @@ def profile_note(profile: str, records: dict) -> str:
     width and training pairs; nothing in the full profile.
     ``records``: {variant: :func:`generator_record`}."""
     if profile == "cpu":   # the CPU's own line of generators: say how small and how trained
-        return "".join(f" (cpu profile: {v} width {r['width']}, {r['pairs']:,} training pairs)" for v, r in records.items()
-                       if r.get("width") and r.get("pairs")) or " (cpu profile)"
+        recs = {v: r for v, r in records.items() if r.get("width") and r.get("pairs")}
+        if not recs:
+            return " (cpu profile)"
+        if len(recs) > 1 and len({(r["width"], r["pairs"]) for r in recs.values()}) == 1:   # a matched set: once
+            r = next(iter(recs.values()))
+            return f" (cpu profile: {', '.join(recs)} width {r['width']}, {r['pairs']:,} training pairs each)"
+        return " (cpu profile: " + "; ".join(f"{v} width {r['width']}, {r['pairs']:,} training pairs"
+                                             for v, r in recs.items()) + ")"
     if profile != "quick":
         return ""
     com = [v for v, r in records.items() if r.get("committed")]
@@ -311,15 +317,26 @@ def merge_fig5(parts, out=None) -> dict:
 FIG6_RUNGS = ("BL", "BL+I_SG", "BL+AE", "BL+SG", "BL+SG+AUG", "BL+DG+AUG")
 
 
-def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> dict:
-    """The ablation ladder, Protocol #1 MPJPE, all labelled training frames, SH input.
+def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: int | None = None) -> dict:
+    """The ablation ladder, Protocol #1 MPJPE, SH input, on all labelled training frames
+    (``k``: on k of them per seed, :func:`geo.regress.label_subsets`, the subsets Figure 5
+    draws at that k: what a CPU can afford; only those rows are encoded).
     ``encoders``: {variant: encoder or None when the variant could not be trained}.
     Regression#1 ladder: BL = FC on 2D, BL+X = FC on G of X. Regression#2 ladder: BL =
     Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC).
     Per ladder, the rungs with G (and their seeds) train together as one batched model."""
     ex = EXPERIMENTS[profile]
     tr, te = _splits(ds, "sh", profile)
-    lab = np.arange(len(tr.y))
+    n = len(tr.y)
+    if k is not None and k < 2:
+        raise ValueError(f"k = {k}: expected at least 2 labelled rows per seed")
+    if k is None or k >= n:
+        labs = {seed: np.arange(n) for seed in ex["fig6_seeds"]}
+    else:   # encode only the rows some seed labels; each seed's rows as indices into them
+        subsets = {seed: lab for (_, seed), lab in regress.label_subsets(n, [k], ex["fig6_seeds"]).items()}
+        used = np.unique(np.concatenate(list(subsets.values())))
+        labs = {seed: np.searchsorted(used, lab) for seed, lab in subsets.items()}
+        tr = tr.take(used, note=f"{k} labelled of {n} rows per seed ({tr.note})")
     inputs = {}   # each variant's G is encoded once and serves both regressors
     out = {}
     for reg, kind in (("Regression#1", "fc"), ("Regression#2", "martinez")):
@@ -333,14 +350,15 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
             if variant not in inputs:
                 inputs[variant] = _inputs(tr, te, encoders[variant] if variant else None)
             use_2d = variant is None or kind == "martinez"
-            jobs += [(rung, variant, regress.FitConfig(kind, use_2d, variant is not None, seed=seed, profile=profile,
-                                                       hidden=ex["hidden"])) for seed in ex["fig6_seeds"]]
+            jobs += [(rung, variant, seed, regress.FitConfig(kind, use_2d, variant is not None, seed=seed,
+                                                             profile=profile, hidden=ex["hidden"]))
+                     for seed in ex["fig6_seeds"]]
             ladder[rung] = None
         if progress:
             print(f"fig6 {reg}: {len(jobs)} fits", flush=True)
         info = []
-        preds = regress.fit_many([j[2] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
-                                 [lab] * len(jobs), device(), progress=progress, info=info)
+        preds = regress.fit_many([j[3] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
+                                 [labs[j[2]] for j in jobs], device(), progress=progress, info=info)
         for rung in FIG6_RUNGS:
             if ladder[rung] is not None:
                 continue
@@ -348,8 +366,8 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True) -> 
             vals = [regress.evaluate(preds[i], te.y, te.actions)["mpjpe"] for i in sel]
             ladder[rung] = {"mpjpe_mean": float(np.mean(vals)), "mpjpe_std": float(np.std(vals)), "mpjpe_seeds": vals,
                             "epochs": info[sel[0]]["epochs"], "steps": info[sel[0]]["steps"], "hidden": ex["hidden"],
-                            "train_rows": len(tr), "test_rows": len(te), "train_frames": tr.note,
-                            "test_frames": te.note}
+                            "labelled_rows": len(labs[jobs[sel[0]][2]]), "train_rows": n, "test_rows": len(te),
+                            "train_frames": tr.note, "test_frames": te.note}
         out[reg] = {rung: ladder[rung] for rung in FIG6_RUNGS}
     return out
 

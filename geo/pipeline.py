@@ -123,7 +123,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     rescaled to the whole training time, e.g. to train on each core its own variants, in
     its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
-    the parts). ``steps``: each variant trains to this many steps in all (continuing its
+    the parts), and Figure 6 trains on this many per seed instead of all. ``steps``: each variant trains to this many steps in all (continuing its
     saved weights), instead of steps sized from ``budget_s``: e.g. to give every variant the
     same number of training pairs."""
     if commit:
@@ -223,7 +223,8 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
         _write(out, "fig5", "fig5", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
     elif stage == "fig6":
         prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
-        r = E.fig6(ds, {**{v: encoder_of(v) for v in VARIANTS}, "I_SG": None}, P["exp_profile"], progress=True)
+        r = E.fig6(ds, {**{v: encoder_of(v) for v in VARIANTS}, "I_SG": None}, P["exp_profile"], progress=True,
+                   k=P.get("k_max"))
         _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
         _write(out, "fig6", "fig6", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records(*VARIANTS))
     elif stage == "regressors":

@@ -584,3 +584,37 @@ def test_training_steps_follow_the_schedule(monkeypatch):
     shapes.clear()
     p = regress.fit_predict(regress.FitConfig(steps=3, batch=50, hidden=8), tr, te, np.arange(50))
     assert shapes == [(1, 50, 32)] * 3 and np.isfinite(p).all()
+
+
+def test_fig6_with_k_trains_each_seed_on_figure5s_subset(monkeypatch):
+    """``k``: each seed's labelled rows are the rows Figure 5 draws at that k and seed
+    (label_subsets), only the rows some seed labels are encoded, and each rung says k."""
+    from geo.data import load
+
+    ds = load("embedded")
+    k, calls = 40, {}
+    full_tr, _ = E._splits(ds, "sh", "quick")
+
+    def inputs(tr, te, encoder):
+        calls.setdefault("encoded_rows", set()).add(len(tr))
+        return {"x2d": tr.x2d, "y": tr.y, "g": tr.x2d[:, :4, :1].repeat(3, 2)}, {"x2d": te.x2d, "y": te.y,
+                                                                                 "g": te.x2d[:, :4, :1].repeat(3, 2)}
+
+    def fit_many(cfgs, train, test, labelled, device="cpu", progress=False, info=None):
+        trains = train if isinstance(train, list) else [train] * len(cfgs)
+        for c, t, lab in zip(cfgs, trains, labelled):
+            want = regress.label_subsets(len(full_tr), [k], [c.seed])[(k, c.seed)]
+            np.testing.assert_array_equal(t["y"][lab], full_tr.y[want])      # the same labelled rows
+        if info is not None:
+            info.extend({"epochs": 1.0, "steps": 1} for _ in cfgs)
+        return [np.zeros_like(u["y"]) for u in (test if isinstance(test, list) else [test] * len(cfgs))]
+
+    monkeypatch.setattr(E, "_inputs", inputs)
+    monkeypatch.setattr(regress, "fit_many", fit_many)
+    r6 = E.fig6(ds, {"DG+AUG": object()}, profile="quick", progress=False, k=k)
+    seeds = E.EXPERIMENTS["quick"]["fig6_seeds"]
+    assert calls["encoded_rows"] <= set(range(k, k * len(seeds) + 1))          # the labelled rows only
+    assert r6["Regression#1"]["BL+DG+AUG"]["labelled_rows"] == k == r6["Regression#2"]["BL"]["labelled_rows"]
+    assert r6["Regression#1"]["BL"]["train_rows"] == len(full_tr) and str(k) in r6["Regression#1"]["BL"]["train_frames"]
+    with pytest.raises(ValueError, match="k = 1"):
+        E.fig6(ds, {"DG+AUG": object()}, profile="quick", progress=False, k=1)

@@ -179,3 +179,8 @@ def test_quick_profile_on_h36m_uses_the_committed_generators_and_says_so():
     cpu = E.profile_note("cpu", {"DG+AUG": rec})
     assert f"width {meta['config']['generator']['width']}" in cpu and f"{rec['pairs']:,} training pairs" in cpu
     assert E.profile_note("cpu", {"DG+AUG": rec2}) == " (cpu profile)"
+    w = meta["config"]["generator"]["width"]
+    matched = E.profile_note("cpu", {"AE": rec, "DG+AUG": rec})          # the same pairs: said once, "each"
+    assert matched.count("width") == 1 and "AE, DG+AUG" in matched and f"{rec['pairs']:,} training pairs each" in matched
+    other = E.profile_note("cpu", {"AE": {**rec, "pairs": 64}, "DG+AUG": rec})
+    assert other.count(f"width {w}") == 2 and "AE width" in other and "each" not in other and "64 training pairs" in other
