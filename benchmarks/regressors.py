@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a bare checkout too
 
 from geo import regress, results  # noqa: E402
+from geo.profiles import SCHEDULES  # noqa: E402
 
 SHARED_H36M = REPO.parent / "shared" / "data" / "h36m"
 TARGETS = {"baseline1_sh": 80.0, "martinez_sh": 67.5, "martinez_gt": 47.0}
@@ -107,7 +108,7 @@ def bench(args, ds, dev, prov):
     print(f"all fits: {wall:.0f} s", flush=True)
     table = [{k: v for k, v in r.items() if k != "mpjpe_per_action"} for r in rows]
     results.save_table({"rows": rows, "targets_mpjpe": TARGETS, "profile": args.profile,
-                        "schedule": regress.SCHEDULES[args.profile]}, args.name, prov, rows=table, out_dir=args.out)
+                        "schedule": SCHEDULES[args.profile]}, args.name, prov, rows=table, out_dir=args.out)
 
 
 # The study: (kind, k or None for all frames, overrides of FitConfig). Each entry one fit.
@@ -178,7 +179,7 @@ def save(out_rows, args=None, prov=None):
     results.save_table({"split": {"train": list(trs), "validate": list(vas)}, "rows": out_rows,
                         "note": "schedule study on the training subjects only; S9/S11 are not loaded. Rows "
                                 "accumulate over runs (--append); each row has its own wall time and device.",
-                        "choice": {"schedules": regress.SCHEDULES,
+                        "choice": {"schedules": SCHEDULES,
                                    "why": "the geo.regress.schedule docstring cites these rows"}},
                        save.args.name, save.prov, rows=out_rows, out_dir=save.args.out)
 

@@ -55,7 +55,7 @@ CELLS = {
 
 
 # The study's base: the cpu profile as it was before it adopted the study's findings
-# (geo.train.config.ADOPTED), so that every cell keeps the setting and run folder it was
+# (geo.profiles.ADOPTED), so that every cell keeps the setting and run folder it was
 # trained in, and changes one choice of it.
 BASE = {"lrc_norm": "rms", "torus": "all", "generator": {"line_width": LINE_WIDTH}}
 

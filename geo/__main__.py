@@ -38,9 +38,10 @@ from geo.data import DataError
 from geo.data.h36m import check_layout
 from geo.experiments import check_precomputed
 from geo.lock import Busy, hold
-from geo.pipeline import PROFILES as RUN_PROFILES, STAGES
+from geo.pipeline import STAGES
+from geo.profiles import RUNS, TRAIN
 from geo.results import REPO, Provenance, figures_dir, runs_dir
-from geo.train import PROFILES as TRAIN_PROFILES, VARIANTS, Interrupted
+from geo.train import VARIANTS, Interrupted
 from geo.weights import WeightsError
 
 NOTEBOOKS = REPO / "notebooks"
@@ -258,7 +259,7 @@ def main(argv=None) -> int:
     f.add_argument("--data", required=True, help="path to a Human3.6M copy (either layout), or 'embedded'")
     f.add_argument("--out", required=True, help="folder for the stages' JSON, weights/ and schedule.json")
     f.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
-    f.add_argument("--profile", default="full", choices=sorted(RUN_PROFILES),
+    f.add_argument("--profile", default="full", choices=sorted(RUNS),
                    help="'full' on a GPU; 'tiny' rehearses the whole run on CPU in a minute")
     f.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock budget of the whole run (s); training is sized to fit it")
@@ -301,7 +302,7 @@ def main(argv=None) -> int:
     t.add_argument("--variant", required=True, choices=[v for v in VARIANTS if v != "I_SG"],
                    help="AE, SG, SG+AUG, DG or DG+AUG (paper Figure 6)")
     t.add_argument("--out", required=True, help="run folder: last.pt (checkpoint and history) goes there")
-    t.add_argument("--profile", default="quick", choices=sorted(TRAIN_PROFILES),
+    t.add_argument("--profile", default="quick", choices=sorted(TRAIN),
                    help="quick: CPU smoke test; cpu: width 16 on a CPU's bf16 units; full: width 32, a GPU")
     t.add_argument("--data", default="embedded", help="'embedded' or a path to a Human3.6M copy")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (any number of ranks)")

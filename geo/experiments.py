@@ -14,6 +14,7 @@ from geo import regress
 from geo import weights
 from geo.data import Dataset
 from geo.pairs import PairSource
+from geo.profiles import EXPERIMENTS
 from geo.results import atomic_write, publishes, runs_dir
 from geo.safety import UnsafeFile, plain_name
 from geo.cameras import Torus
@@ -27,22 +28,6 @@ PAPER = {
     "fig5_gain_pct_at_500": {"mpjpe": 17.98, "p_mpjpe": 3.90},   # Sec. 4, "Results on Human3.6M"
     "fig6_mpjpe": {"BL": 49.8, "BL+DG+AUG": 46.3},                 # Table 1 / Sec. 4 (Regression#3)
 }
-
-# Experiment sizes per profile: quick for CPU/CI, full for a GPU. Regressor schedules
-# (epochs, batch, lr decay) come from geo.regress.schedule(kind, k, profile). ``train_frames``
-# / ``test_frames``: at most this many rows, evenly spaced over subjects/actions/cameras
-# (geo.regress.subsample; None: all). Quick: 6,000 / 3,000 rows, because encoding G with a
-# width-8 encoder costs 1.5-3 ms per frame on 2 CPU cores and fig5 + fig6 encode their rows
-# 6 times (2 inputs, 4 variants). ``hidden``: regressor width (quick: 256, so that
-# Martinez's network trains in seconds on 2 CPU cores; the paper's/Martinez's 1024 in full).
-EXPERIMENTS = {
-    "quick": dict(seeds=[0], per_decade=1, max_ks=3, fig6_seeds=[0], train_frames=6_000, test_frames=3_000,
-                  hidden=256),
-    "full": dict(seeds=[0, 1, 2], per_decade=2, max_ks=5, fig6_seeds=[0, 1], train_frames=None, test_frames=None,
-                 hidden=1024),
-}
-EXPERIMENTS["cpu"] = EXPERIMENTS["full"]   # the cpu profile trains smaller generators; its regressors are the paper's
-
 
 def device() -> str:
     """Where experiments run (:func:`geo.device.default`)."""
@@ -419,5 +404,5 @@ def load_precomputed(path, key: str, data: str, profile: str):
 
 
 __all__ = ["merge_fig5",
-           "load_precomputed", "NeedsImages", "PAPER", "EXPERIMENTS", "generator", "run_dir", "data_identity",
+           "load_precomputed", "NeedsImages", "PAPER", "generator", "run_dir", "data_identity",
            "data_tag", "synthesis_quality", "fig5", "fig6", "device"]

@@ -48,6 +48,7 @@ from geo.data.mpii import load_mpii_json
 from geo.device import resolve
 from geo.layouts import to_sh16
 from geo.models import Regressor, RegressorConfig
+from geo.profiles import LIFT
 from geo.qualitative import _SH_RIGHT
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
@@ -56,12 +57,6 @@ from geo.weights import MAX_BYTES, WeightsError, _sha, check_size, load_parts, r
 from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WildError
 
 SUFFIX = "regressor"
-# Training / test rows of the regressor (evenly spaced over subjects, actions, cameras;
-# geo.regress.subsample) and its width, per profile. Encoding G with the width-32 encoder
-# costs ~15 ms per pose on one CPU core, which bounds the rows.
-ROWS = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
-
-
 resolve_device = resolve   # geo.device.resolve, by the name the lifter's callers use
 
 
@@ -208,9 +203,9 @@ def load_committed(variant: str = "DG+AUG", dir=None) -> Lifter:
 # ---------------------------------------------------------------------------- training
 def train(ds, encoder, profile: str = "quick", seed: int = 0, progress: bool = True):
     """Regression#1 on G of ``encoder`` for ``ds``'s training subjects (SH detections, the
-    profile's rows, :data:`ROWS`), evaluated on its test subjects. Returns (Fitted, info)
+    profile's rows, :data:`geo.profiles.LIFT`), evaluated on its test subjects. Returns (Fitted, info)
     where info holds the rows, the schedule and the test MPJPE / P-MPJPE (mm)."""
-    r = ROWS[profile]
+    r = LIFT[profile]
     tr = regress.subsample(regress.make_split(ds, ds.train_subjects, "sh"), r["train"])
     te = regress.subsample(regress.make_split(ds, ds.test_subjects, "sh"), r["test"])
     assert set(tr.subjects) <= set(ds.train_subjects) and not set(tr.subjects) & set(ds.test_subjects)
@@ -239,7 +234,7 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
         fitted, meta = load(path)
         if (meta.get("encoder_sha256"), meta.get("data_identity"), meta.get("profile")) == (encoder_id, did, profile):
             return Lifter(encoder, fitted, meta)
-    r = ROWS[profile]
+    r = LIFT[profile]
     key = _sha(json.dumps([encoder_id, did, profile, seed, r, asdict(regress.FitConfig("fc", False, True, seed=seed,
                           profile=profile, hidden=r["hidden"]))], sort_keys=True).encode())[:10]
     cache = runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}.{SUFFIX}-{key}.pt"

@@ -47,6 +47,7 @@ from geo.cache import claim
 from geo.data import load
 from geo.data.mpi_inf_3dhp import load_3dhp_mmpose, load_3dhp_official
 from geo.pairs import PairSource
+from geo.profiles import EXPERIMENTS, RUNS
 from geo.results import REPO, Provenance, atomic_write, dumps
 from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
 from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
@@ -56,30 +57,6 @@ STAGES = ("bench", "generators", "fig5", "fig6", "regressors", "tables")
 # Figures 3-6 and Table 1 need, within the device tool's 64 MiB of returned files
 # (width 32: encoder 12.0 MiB, decoder 7.3 MiB in bf16, i.e. 58 MiB for these six files).
 PERSIST = {"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi")}
-
-PROFILES = {
-    # train_s: training time for the four generators together (<= 6 min, the issue's cap);
-    # reserve_s: what the stage after training in the same command needs on an H100
-    # (Figure 5: encoding + its regressor sweep), kept free inside the budget. Figure 6
-    # and the regressor benchmark run as a second command (scripts/gpu_run.sh, GEO_STAGES).
-    "full": dict(train_profile="full", exp_profile="full", train_s=270.0, reserve_s=120.0, bench=True,
-                 train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None),
-    # A CPU with bf16 units (geo.precision): the generators stage in the ``cpu`` training
-    # profile (width 16), all of --budget-s spent training (train_s None), 10% of it kept
-    # for the held-out evaluations and checkpoints; every variant's weights are saved, and
-    # a later run continues those committed in weights/cpu/ (weights_from).
-    "cpu": dict(train_profile="cpu", exp_profile="full", train_s=None, reserve_s=0.0, overhead=0.10, bench=False,
-                train_over={}, regressors="martinez_gt,martinez_sh", regressors_args=[], tables_steps=None,
-                weights_from="cpu", order=("DG+AUG", "SG+AUG", "SG", "AE"),   # a run cut short keeps Figure 5's encoder
-                persist={"DG+AUG": ("phi", "psi", "mu", "nu"), "SG+AUG": ("phi", "psi"),
-                                             "SG": ("phi", "psi"), "AE": ("phi", "psi")}),
-    # CPU rehearsal: the same stages on tiny models and few frames.
-    "tiny": dict(train_profile="quick", exp_profile="quick", train_s=8.0, reserve_s=0.0, bench=False,
-                 train_over=dict(generator=dict(width=4, points=8), batch=4, checkpoint_every=10**9),
-                 regressors="martinez_gt", regressors_args=["--quick", "--frames", "500", "--max-epochs", "1"],
-                 tables_steps=20),
-}
-
 
 def _log(*a):
     print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
@@ -129,7 +106,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     if commit:
         os.environ["GEO_COMMIT"] = commit
     check_options(variants, k_max, steps)
-    P = PROFILES[profile]
+    P = RUNS[profile]
     if variants is not None:
         P = {**P, "variants": tuple(variants)}
     if k_max is not None:
@@ -216,13 +193,13 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
         res = _generators(ds, data, out, P, clock, encoders, steps_path)
         _write(out, "generators", "generators", res, prov, stage_wall_s=round(time.time() - t_stage, 1))
     elif stage == "fig5":
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["seeds"])
+        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["seeds"])
         r = E.fig5(ds, encoder_of("DG+AUG"), P["exp_profile"], progress=True,
                    k_range=(1, P["k_max"]) if P.get("k_max") else None)
         _log("fig5 gain", r["gain_pct"])
         _write(out, "fig5", "fig5", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
     elif stage == "fig6":
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
+        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
         r = E.fig6(ds, {**{v: encoder_of(v) for v in VARIANTS}, "I_SG": None}, P["exp_profile"], progress=True,
                    k=P.get("k_max"))
         _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
@@ -236,7 +213,7 @@ def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, step
     elif stage == "tables":
         # Tables 1 and 2 (geo.tables.compute); G and each batch of fits are kept in
         # $GEO_RUNS, so a command cut off by its limit continues where it stopped.
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=E.EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
+        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
         hd = None
         if os.environ.get("GEO_3DHP"):
             p3 = Path(os.environ["GEO_3DHP"])

@@ -34,6 +34,7 @@ from geo import metrics, precision
 from geo.cameras import world_to_camera
 from geo.data import Dataset, aligned_length
 from geo.models import BatchedRegressor, Regressor, RegressorConfig
+from geo.profiles import SCHEDULES
 from geo.render import LINE_WIDTH, render
 from geo.skeleton import h36m17_to_sh16
 
@@ -164,16 +165,6 @@ class Schedule:
     lr: float
     lr_final: float
     steps: int
-
-
-# Per profile and kind: batch, lr, lr_final, epochs (over all k labelled rows) and the
-# fewest updates any fit gets (``min_steps``; small k). See :func:`schedule`.
-SCHEDULES = {
-    "full": {"fc": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=40, min_steps=4000),
-             "martinez": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=40, min_steps=4000)},
-    "quick": {"fc": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=4, min_steps=600),
-              "martinez": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=2, min_steps=300)},
-}
 
 
 def schedule(kind: str, k: int, profile: str = "full") -> Schedule:

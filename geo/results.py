@@ -34,15 +34,12 @@ from geo.commit import atomic_write, commit  # noqa: F401 - callers write throug
 from geo.data import DataError
 from geo.data.h36m import check_layout
 from geo.data.identity import data_identity
+from geo.profiles import PUBLISHED
 from geo.safety import plain_name
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-# Profiles whose runs on a Human3.6M copy are committed results, and where they go: the
-# GPU's full profile in figures/, the CPU's (geo.train.PROFILES["cpu"]) in figures/cpu/,
-# so that a figure never mixes generators of the two.
-PUBLISHED = {"full": "", "cpu": "cpu"}
 
 
 def notebook_path(value: str) -> str:

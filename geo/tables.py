@@ -52,6 +52,7 @@ from geo import integral
 from geo import metrics, regress
 from geo.data.identity import data_tag
 from geo.data.mpi_inf_3dhp import SCENES, as_h36m
+from geo.profiles import EXPERIMENTS
 from geo.results import atomic_write, runs_dir
 
 # --------------------------------------------------------------------------- constants
@@ -214,7 +215,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
 
     ``ds``: a Human3.6M :class:`geo.data.Dataset` (or the embedded default), ``encoder``: the
     frozen phi of DG+AUG; ``data``: its data argument (cache key); ``profile``: rows and
-    schedules of :data:`geo.experiments.EXPERIMENTS` / :func:`geo.regress.schedule`;
+    schedules of :data:`geo.profiles.EXPERIMENTS` / :func:`geo.regress.schedule`;
     ``seeds``: regressor seeds (default: the profile's ``fig6_seeds``); ``threedhp``: an
     :class:`geo.data.mpi_inf_3dhp.ThreeDHPTest` or None (Table 2 then says it needs one);
     ``cache``: True (``runs/<data>/<profile>/tables``), a folder, or False; ``steps``: a
@@ -235,7 +236,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
     "seeds", "profile"}. A Table 1 row: protocol, input, method, source "ours", the 15
     action columns and "Avg." (mm, mean over seeds), seeds, rows used; Regression#3's rows
     have ``status`` "needs video frames" and no numbers."""
-    ex = E.EXPERIMENTS[profile]
+    ex = EXPERIMENTS[profile]
     seeds = list(ex["fig6_seeds"] if seeds is None else seeds)
     device = device or E.device()
     folder = cache_dir(data, profile) if cache is True else (Path(cache) if cache else None)

@@ -221,6 +221,7 @@ def test_fig5_parts_merge_to_the_whole_sweep(ds, tmp_path, monkeypatch):
     import numpy as np
 
     from geo import experiments as E
+    from geo.profiles import EXPERIMENTS
 
     def mean_pose(cfgs, train, test, labelled, device="cpu", progress=False, info=None):
         for _ in cfgs:
@@ -229,7 +230,7 @@ def test_fig5_parts_merge_to_the_whole_sweep(ds, tmp_path, monkeypatch):
                 for c, lab in zip(cfgs, labelled)]
 
     monkeypatch.setattr(E.regress, "fit_many", mean_pose)
-    monkeypatch.setitem(E.EXPERIMENTS, "quick", {**E.EXPERIMENTS["quick"], "seeds": [0, 1]})
+    monkeypatch.setitem(EXPERIMENTS, "quick", {**EXPERIMENTS["quick"], "seeds": [0, 1]})
     whole = E.fig5(ds, None, "quick", progress=False)
     ks = sorted({r["k"] for r in whole["rows"]})
     assert len(ks) >= 2

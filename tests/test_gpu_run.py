@@ -119,9 +119,10 @@ def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
 
 
 def test_training_adopts_the_compile_mode_the_bench_chose(tmp_path):
-    from geo.pipeline import PROFILES, _adopt_bench
+    from geo.pipeline import _adopt_bench
+    from geo.profiles import RUNS
 
-    P = PROFILES["full"]
+    P = RUNS["full"]
     bench = tmp_path / "bench_train_generator_cuda.json"
     assert _adopt_bench(P, bench) is P                                   # no bench: as the profile says
     bench.write_text(json.dumps({"chosen": {"batch": 2048, "compile": "reduce-overhead"}}))

@@ -188,3 +188,33 @@ def test_local_and_relative_imports_are_seen(tmp_path):
     graph = import_graph(files)
     assert graph["geo.a"] == {"geo.sub.b": (files["geo.a"], 1)}
     assert find_cycle({m: set(e) for m, e in graph.items()}) == ["geo.a", "geo.sub.b", "geo.a"]
+
+
+PROFILE_TABLES = ("PROFILES", "EXPERIMENTS", "SCHEDULES", "ROWS", "TRAIN", "LIFT", "RUNS")
+
+
+def profile_tables(tree: ast.AST) -> list[str]:
+    """Module-level dicts keyed by profile name (``"quick"`` among the keys) a module defines."""
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            keys = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            if "quick" in keys or "full" in keys:
+                out += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return out
+
+
+def test_profiles_live_in_one_plain_module():
+    """Every profile table is in geo/profiles.py, which imports no geo module (plain data
+    at the bottom of the layers); no other module defines a dict keyed by profile."""
+    tree = ast.parse(FILES["geo.profiles"].read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                and is_geo("geo.profiles", n, False)]
+    assert set(profile_tables(tree)) == {"TRAIN", "EXPERIMENTS", "SCHEDULES", "LIFT", "RUNS", "PUBLISHED"}
+    elsewhere = {m: t for m, p in FILES.items() if m != "geo.profiles"
+                 for t in [profile_tables(ast.parse(p.read_text()))] if t}
+    assert not elsewhere, elsewhere
+
+
+def test_profile_tables_check_finds_one():
+    assert profile_tables(ast.parse('X = {"quick": 1, "full": 2}\nY = {"a": 1}\n')) == ["X"]

@@ -1,5 +1,5 @@
 """Notebooks 03-06 on the real Human3.6M pack in the quick profile (frames subsampled,
-see geo.experiments.EXPERIMENTS), so that their visible checks -- subjects disjoint, every
+see geo.profiles.EXPERIMENTS), so that their visible checks -- subjects disjoint, every
 result finite, the expected k values and seeds present, a sidecar for each figure -- run
 on real data too, not only on the embedded default that nbval uses. Skips when
 ../shared/data is absent. A few minutes on 2 cores."""

@@ -9,6 +9,7 @@ from geo import precision, regress
 from geo.cameras import Camera, look_at
 from geo.data import Dataset, Sequence
 from geo.models import BatchedLinear, BatchedRegressor, RegressorConfig
+from geo.profiles import EXPERIMENTS
 from geo.render import render
 
 
@@ -177,7 +178,7 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
     r5 = E.fig5(h36m_pack, encoder=object(), profile=profile, progress=False)
     ks = sorted({r["k"] for r in r5["rows"]})
     assert 500 in ks and ks[-1] == r5["rows"][0]["train_rows"]            # k = 500 and all frames
-    assert {r["seed"] for r in r5["rows"]} == set(E.EXPERIMENTS[profile]["seeds"])
+    assert {r["seed"] for r in r5["rows"]} == set(EXPERIMENTS[profile]["seeds"])
     r6 = E.fig6(h36m_pack, {"AE": object(), "DG+AUG": object()}, profile=profile, progress=False)
     assert "skipped" in r6["Regression#2"]["BL+SG"] and "mpjpe_mean" in r6["Regression#2"]["BL+DG+AUG"]
     assert seen
@@ -612,7 +613,7 @@ def test_fig6_with_k_trains_each_seed_on_figure5s_subset(monkeypatch):
     monkeypatch.setattr(E, "_inputs", inputs)
     monkeypatch.setattr(regress, "fit_many", fit_many)
     r6 = E.fig6(ds, {"DG+AUG": object()}, profile="quick", progress=False, k=k)
-    seeds = E.EXPERIMENTS["quick"]["fig6_seeds"]
+    seeds = EXPERIMENTS["quick"]["fig6_seeds"]
     assert calls["encoded_rows"] <= set(range(k, k * len(seeds) + 1))          # the labelled rows only
     assert r6["Regression#1"]["BL+DG+AUG"]["labelled_rows"] == k == r6["Regression#2"]["BL"]["labelled_rows"]
     assert r6["Regression#1"]["BL"]["train_rows"] == len(full_tr) and str(k) in r6["Regression#1"]["BL"]["train_frames"]

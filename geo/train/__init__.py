@@ -16,7 +16,7 @@ One module per concern, in the order a run meets them:
 
 Every name is also here, so that ``from geo.train import X`` reads as it always has.
 """
-from geo.train.config import (LATER_FIELDS, NOT_IDENTITY, PROFILES, TRAINED, VARIANTS, TrainConfig, config_for,
+from geo.train.config import (LATER_FIELDS, NOT_IDENTITY, TRAINED, VARIANTS, TrainConfig, config_for,
                               identity, identity_hash)
 from geo.train.schedule import lr_at
 from geo.train.step import build, compile_models, make_optimizer, prepare, sample, step_losses, train_step
@@ -29,7 +29,7 @@ from geo.train.throughput import DEFAULT_SHARES, measure_throughput, steps_for_b
 from geo.train.cli import check_out, command
 
 __all__ = [
-    "VARIANTS", "TRAINED", "NOT_IDENTITY", "LATER_FIELDS", "PROFILES", "TrainConfig", "config_for", "identity",
+    "VARIANTS", "TRAINED", "NOT_IDENTITY", "LATER_FIELDS", "TrainConfig", "config_for", "identity",
     "identity_hash",
     "lr_at",
     "build", "make_optimizer", "compile_models", "prepare", "step_losses", "sample", "train_step",

@@ -1,4 +1,4 @@
-"""What a training run is: its configuration, the profiles it comes from, and its identity.
+"""What a training run is: its configuration (from a profile, :data:`geo.profiles.TRAIN`) and its identity.
 
 Variants (the ablations of Figure 6), one parameter:
 
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from geo import losses
 from geo.cameras import TORI
 from geo.models import GeneratorConfig
+from geo.profiles import TRAIN
 from geo.render import LINE_WIDTH
 from geo.skeleton import VIRTUAL_JOINTS
 
@@ -119,49 +120,14 @@ def identity_hash(cfg: TrainConfig, data_id: str = "", n: int = 10) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
-# Profiles: ``quick`` runs each variant in about a minute on 2 CPU cores (CI);
-# ``full`` is for a GPU: steps are meant to be sized from measured throughput
-# (:func:`geo.train.throughput.steps_for_budget`) and passed as an override. Every variant gets steps, not a
-# wall-time cap: a cap would give DG, which runs two generators per step, half the steps.
-# ``cpu`` trains on a CPU's bf16 units (geo.precision) what 2 cores can afford: width 16
-# (2.2x the pairs/s of width 32 in bf16, benchmarks/results/bench_precision.json), batch 64
-# (larger batches gain nothing there), a constant learning rate after warm-up so that a
-# later run continues the same curve, a checkpoint every 5 minutes of wall time. Its steps
-# are sized from the throughput measured on the machine (geo.pipeline, profile "cpu").
-#
-# ADOPTED: what the matched-budget generator study (figures/study_generators.md: DG+AUG,
-# 96,000 pairs, width 16, Figure 5 at k = 500 with each arm's tuned recipe, Regression#1 vs
-# Baseline#1 with SH / GT 2D; base -19.6% / -28.8%) showed, adopted by the profiles that
-# make committed results (cpu, full); quick and the TrainConfig defaults stay as they were,
-# so that the tests' runs and the generators committed before keep their identity.
-# - line_width 6 map pixels (24 px at a 256 crop): -12.0% / -17.2%; 2.5% of the map
-#   pixels on instead of 0.9% (S9/S11 pairs), so its held-out IoU (0.44 against 0.14) is
-#   not comparable with thin maps';
-# - lrc_norm "ratio" (L_rc over the batch's mismatched-pair L_rc, geo.losses): -17.6% /
-#   -26.0%, and the template's share of the normalised clouds 0.39 instead of 0.94;
-# - torus "train": virtual cameras fitted on the training subjects only (geo.cameras.TORI),
-#   so that the test subjects shape no training pair;
-# the detector-fitted virtual joints (virtual_joints "detector": -19.4% / -35.9%) are not.
-ADOPTED = dict(lrc_norm="ratio", torus="train", generator=dict(line_width=6.0))
-
-PROFILES = {
-    "cpu": dict(steps=2000, batch=64, lr=1e-3, warmup=100, lr_min=None, checkpoint_every=10**9,
-                checkpoint_seconds=300.0, log_every=25, eval_every=250,
-                **{**ADOPTED, "generator": dict(width=16, **ADOPTED["generator"])}),
-    "quick": dict(steps=60, batch=32, lr=2e-3, checkpoint_every=30, eval_every=30, generator=dict(width=8)),
-    "full": dict(steps=2000, batch=512, lr=1e-3, warmup=100, lr_min=1e-5, checkpoint_every=500, log_every=25,
-                 eval_every=250, compile=False, **{**ADOPTED, "generator": dict(width=32, **ADOPTED["generator"])}),
-}
-
-
 def config_for(variant: str, profile: str = "quick", **over) -> TrainConfig:
-    """``profile``'s config of ``variant`` with the fields in ``over`` replaced; a
+    """``profile``'s config of ``variant`` (:data:`geo.profiles.TRAIN`) with the fields in ``over`` replaced; a
     ``generator`` dict is merged into the profile's, so that overriding the width keeps
     the profile's other generator fields."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
-    kw = {**PROFILES[profile], **over}
+    if profile not in TRAIN:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(TRAIN)}")
+    kw = {**TRAIN[profile], **over}
     g = kw.get("generator", {})
-    kw["generator"] = g if isinstance(g, GeneratorConfig) else GeneratorConfig(**{**PROFILES[profile].get("generator", {}), **g})
+    kw["generator"] = g if isinstance(g, GeneratorConfig) else GeneratorConfig(**{**TRAIN[profile].get("generator", {}), **g})
     return TrainConfig(variant=variant, **kw)
 

@@ -1,7 +1,7 @@
 """Throughput: how many pairs per second a variant trains at, and the steps a budget buys.
 
 A GPU run is sized in wall time, but every variant is given steps, not a time cap
-(:data:`geo.train.config.PROFILES`): :func:`measure_throughput` times real training steps
+(:data:`geo.profiles.TRAIN`): :func:`measure_throughput` times real training steps
 (:func:`geo.train.step.train_step`, compile included in the warm-up) and
 :func:`steps_for_budget` turns the pairs/s into steps per variant.
 """
