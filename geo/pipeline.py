@@ -35,7 +35,7 @@ import json
 import os
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -129,33 +129,18 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    encoders: dict = {}   # {variant: (encoder, geo.experiments.generator_record)}: what each stage used
+    ctx = Run(ds=ds, data=data, dev=dev, out=out, P=P, clock=clock)
     failed: list = []
-
-    def encoder_of(variant):
-        if variant not in encoders:
-            models, _, folder = _generator(ds, data, variant, P, steps_of(variant), None)
-            encoders[variant] = (models["phi_psi"].encoder, E.generator_record(variant, models, folder))
-        return encoders[variant][0]
-
-    def records(*variants):   # a stage's JSON names the generators it drew on, their sha256s
-        return {"generators": {v: encoders[v][1] for v in variants if v in encoders}}
-
-    steps_path = out / "schedule.json"
-
-    def steps_of(variant):
-        return json.loads(steps_path.read_text())["steps"][variant] if steps_path.exists() else None
-
     for stage in stages:
         path = out / f"{_file(stage, dev)}.json"
         if stage != "bench":
-            P = _adopt_bench(P, out / f"{_file('bench', dev)}.json")
+            ctx.P = _adopt_bench(ctx.P, out / f"{_file('bench', dev)}.json")
         if path.exists():
             _log(f"{stage}: {path.name} exists, skipped")
             continue
         _log(f"== {stage} ({clock.elapsed():.0f} s elapsed, {clock.left():.0f} s left)")
         try:
-            _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path, records)
+            STAGE_FUNCTIONS[stage](ctx, path)
         except Exception:  # noqa: BLE001 - one failed stage must not cost the others (GPU time is scarce)
             failed.append(stage)
             _log(f"{stage} FAILED:\n{traceback.format_exc()}")
@@ -176,53 +161,109 @@ def _adopt_bench(P: dict, bench_path: Path) -> dict:
     return {**P, "train_over": {**P["train_over"], "compile": mode}}
 
 
-def _stage(stage, path, ds, data, dev, out, P, clock, encoder_of, encoders, steps_path, records):
-    """Compute one stage and write its JSON (module docstring)."""
-    t_stage = time.time()
-    if stage == "bench":
-        if not P["bench"] or dev != "cuda":
-            _log("bench: measured only on a GPU (benchmarks/train_generator.py covers CPU)")
-            return
-        prov = Provenance(data=data, profile="benchmark", seeds=[0])
-        r = _bench_module().bench(data=data, budget_s=min(90.0, max(20.0, clock.left() - P["train_s"] - P["reserve_s"])))
-        atomic_write(path, dumps({**r, "target": "MFU >= 30% in bf16 on one H100",
-                                  "meta": prov.sidecar(stage_wall_s=round(time.time() - t_stage, 1))}))
-        _log(f"wrote {path}")
-    elif stage == "generators":
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=[0])  # before the work: its wall time
-        res = _generators(ds, data, out, P, clock, encoders, steps_path)
-        _write(out, "generators", "generators", res, prov, stage_wall_s=round(time.time() - t_stage, 1))
-    elif stage == "fig5":
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["seeds"])
-        r = E.fig5(ds, encoder_of("DG+AUG"), P["exp_profile"], progress=True,
-                   k_range=(1, P["k_max"]) if P.get("k_max") else None)
-        _log("fig5 gain", r["gain_pct"])
-        _write(out, "fig5", "fig5", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
-    elif stage == "fig6":
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
-        r = E.fig6(ds, {**{v: encoder_of(v) for v in VARIANTS}, "I_SG": None}, P["exp_profile"], progress=True,
-                   k=P.get("k_max"))
-        _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
-        _write(out, "fig6", "fig6", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records(*VARIANTS))
-    elif stage == "regressors":
-        # benchmarks/regressors.py, the one implementation of the regressor benchmark: the
-        # rows the other stages do not measure already (fig6's BL rungs are Baseline#1 and
-        # Martinez on SH at all frames), Martinez on ground-truth 2D first.
-        args = ["--data", data, "--out", str(out), "--name", path.stem, "--only", P["regressors"]]
-        _bench_module("regressors").main(args + P["regressors_args"])
-    elif stage == "tables":
-        # Tables 1 and 2 (geo.tables.compute); G and each batch of fits are kept in
-        # $GEO_RUNS, so a command cut off by its limit continues where it stopped.
-        prov = Provenance(data=data, profile=P["train_profile"], seeds=EXPERIMENTS[P["exp_profile"]]["fig6_seeds"])
-        hd = None
-        if os.environ.get("GEO_3DHP"):
-            p3 = Path(os.environ["GEO_3DHP"])
-            hd = load_3dhp_mmpose(p3) if p3.suffix == ".npz" else load_3dhp_official(p3)
-        r = tables.compute(ds, encoder_of("DG+AUG"), data, P["exp_profile"], threedhp=hd, cache=True,
-                           progress=True, steps=P["tables_steps"])
-        _log("tables", {f"{x['protocol']} {x['input']} {x['method']}": x["Avg."] for x in r["table1"]
-                        if x["input"] != "image"})
-        _write(out, "tables", "tables", r, prov, stage_wall_s=round(time.time() - t_stage, 1), **records("DG+AUG"))
+@dataclass
+class Run:
+    """What the stages of one run share: the data, where results go, the profile's
+    settings ``P`` (:data:`geo.profiles.RUNS`, with the run's options), its clock, and the
+    encoders the stages drew on so far, each with its :func:`geo.experiments.generator_record`
+    (a stage's JSON names the generators it used by their sha256)."""
+    ds: object
+    data: str
+    dev: str
+    out: Path
+    P: dict
+    clock: Clock
+    encoders: dict = field(default_factory=dict)   # {variant: (encoder, generator record)}
+
+    @property
+    def steps_path(self) -> Path:
+        return self.out / "schedule.json"
+
+    def encoder_of(self, variant: str):
+        """``variant``'s frozen encoder: trained by this run's generators stage, else the
+        saved set (to the steps of this run's schedule, when it has one)."""
+        if variant not in self.encoders:
+            steps = json.loads(self.steps_path.read_text())["steps"][variant] if self.steps_path.exists() else None
+            models, _, folder = _generator(self.ds, self.data, variant, self.P, steps, None)
+            self.encoders[variant] = (models["phi_psi"].encoder, E.generator_record(variant, models, folder))
+        return self.encoders[variant][0]
+
+    def records(self, *variants) -> dict:
+        return {"generators": {v: self.encoders[v][1] for v in variants if v in self.encoders}}
+
+    def provenance(self, seeds_key: str | None) -> Provenance:
+        """A stage's provenance, started before its work (so that it measures the wall time)."""
+        seeds = [0] if seeds_key is None else EXPERIMENTS[self.P["exp_profile"]][seeds_key]
+        return Provenance(data=self.data, profile=self.P["train_profile"], seeds=seeds)
+
+
+def _write_stage(ctx: Run, name: str, result, prov: Provenance, t0: float, *variants):
+    _write(ctx.out, name, name, result, prov, stage_wall_s=round(time.time() - t0, 1), **ctx.records(*variants))
+
+
+def _stage_bench(ctx: Run, path: Path):
+    """The generator step's speed levers, measured on a GPU only."""
+    t0 = time.time()
+    if not ctx.P["bench"] or ctx.dev != "cuda":
+        _log("bench: measured only on a GPU (benchmarks/train_generator.py covers CPU)")
+        return
+    prov = Provenance(data=ctx.data, profile="benchmark", seeds=[0])
+    budget = min(90.0, max(20.0, ctx.clock.left() - ctx.P["train_s"] - ctx.P["reserve_s"]))
+    r = _bench_module().bench(data=ctx.data, budget_s=budget)
+    atomic_write(path, dumps({**r, "target": "MFU >= 30% in bf16 on one H100",
+                              "meta": prov.sidecar(stage_wall_s=round(time.time() - t0, 1))}))
+    _log(f"wrote {path}")
+
+
+def _stage_generators(ctx: Run, path: Path):
+    t0, prov = time.time(), ctx.provenance(None)
+    res = _generators(ctx.ds, ctx.data, ctx.out, ctx.P, ctx.clock, ctx.encoders, ctx.steps_path)
+    _write(ctx.out, "generators", "generators", res, prov, stage_wall_s=round(time.time() - t0, 1))
+
+
+def _stage_fig5(ctx: Run, path: Path):
+    t0, prov = time.time(), ctx.provenance("seeds")
+    k_max = ctx.P.get("k_max")
+    r = E.fig5(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.P["exp_profile"], progress=True,
+               k_range=(1, k_max) if k_max else None)
+    _log("fig5 gain", r["gain_pct"])
+    _write_stage(ctx, "fig5", r, prov, t0, "DG+AUG")
+
+
+def _stage_fig6(ctx: Run, path: Path):
+    t0, prov = time.time(), ctx.provenance("fig6_seeds")
+    r = E.fig6(ctx.ds, {**{v: ctx.encoder_of(v) for v in VARIANTS}, "I_SG": None}, ctx.P["exp_profile"],
+               progress=True, k=ctx.P.get("k_max"))
+    _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
+    _write_stage(ctx, "fig6", r, prov, t0, *VARIANTS)
+
+
+def _stage_regressors(ctx: Run, path: Path):
+    # benchmarks/regressors.py, the one implementation of the regressor benchmark: the
+    # rows the other stages do not measure already (fig6's BL rungs are Baseline#1 and
+    # Martinez on SH at all frames), Martinez on ground-truth 2D first.
+    args = ["--data", ctx.data, "--out", str(ctx.out), "--name", path.stem, "--only", ctx.P["regressors"]]
+    _bench_module("regressors").main(args + ctx.P["regressors_args"])
+
+
+def _stage_tables(ctx: Run, path: Path):
+    # Tables 1 and 2 (geo.tables.compute); G and each batch of fits are kept in
+    # $GEO_RUNS, so a command cut off by its limit continues where it stopped.
+    t0, prov = time.time(), ctx.provenance("fig6_seeds")
+    hd = None
+    if os.environ.get("GEO_3DHP"):
+        p3 = Path(os.environ["GEO_3DHP"])
+        hd = load_3dhp_mmpose(p3) if p3.suffix == ".npz" else load_3dhp_official(p3)
+    r = tables.compute(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.data, ctx.P["exp_profile"], threedhp=hd, cache=True,
+                       progress=True, steps=ctx.P["tables_steps"])
+    _log("tables", {f"{x['protocol']} {x['input']} {x['method']}": x["Avg."] for x in r["table1"]
+                    if x["input"] != "image"})
+    _write_stage(ctx, "tables", r, prov, t0, "DG+AUG")
+
+
+# One function per stage (module docstring), each given the run and its JSON's path.
+STAGE_FUNCTIONS = {"bench": _stage_bench, "generators": _stage_generators, "fig5": _stage_fig5,
+                   "fig6": _stage_fig6, "regressors": _stage_regressors, "tables": _stage_tables}
 
 
 def _bench_module(name: str = "train_generator"):

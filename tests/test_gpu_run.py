@@ -189,3 +189,9 @@ def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
     assert len(rec["encoder_state_sha256"]) == 64 and rec["variant"] == "DG+AUG"
     with pytest.raises(StaleCache):
         pipeline.run("embedded", out, ["fig5"], "tiny", 600.0, variants=["DG+AUG"])
+
+
+def test_every_stage_has_its_function():
+    from geo import pipeline
+
+    assert list(pipeline.STAGE_FUNCTIONS) == list(pipeline.STAGES)
