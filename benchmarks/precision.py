@@ -253,10 +253,10 @@ def part_accuracy(ds, martinez_frames: int) -> list[dict]:
         for half in (False, True):
             cfg = regress.FitConfig(kind, True, False, profile="full")
             ld = load1()
-            info = []
             t = time.time()
-            pred = regress.fit_many([cfg], {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}, [np.arange(len(tr))],
-                                    bf16=half, info=info, progress=True)[0]
+            fits = regress.fit_many([cfg], {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}, [np.arange(len(tr))],
+                                    bf16=half, progress=True)
+            pred, info = fits[0], fits.info
             ev = regress.evaluate(pred, te.y, te.actions)
             res[half] = ev
             rows.append({"part": "accuracy", "what": label, "kind": kind, "dtype": "bfloat16" if half else "float32",

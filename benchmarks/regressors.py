@@ -87,9 +87,9 @@ def bench(args, ds, dev, prov):
         tests.append({"x2d": te.x2d, "y": te.y})
         labs.append(np.arange(k))
         data.append((tr, te))
-    info = []
     t0 = time.time()
-    preds = regress.fit_many(cfgs, trains, tests, labs, dev, progress=True, info=info, bf16=args.bf16)
+    fits = regress.fit_many(cfgs, trains, tests, labs, dev, progress=True, bf16=args.bf16)
+    preds, info = fits.preds, fits.info
     wall = time.time() - t0
     rows = []
     for name, pred, inf, (tr, te) in zip(names, preds, info, data):
@@ -157,9 +157,9 @@ def validate(args, ds, dev, prov):
                for r in out_rows):
             continue
         cfg = regress.FitConfig(kind, True, False, seed=0, profile=args.profile, **over)
-        info = []
         t0 = time.time()
-        pred = regress.fit_many([cfg], {"x2d": tr.x2d, "y": tr.y}, {"x2d": va.x2d, "y": va.y}, [lab], dev, info=info)[0]
+        fits = regress.fit_many([cfg], {"x2d": tr.x2d, "y": tr.y}, {"x2d": va.x2d, "y": va.y}, [lab], dev)
+        pred, info = fits[0], fits.info
         ev = regress.evaluate(pred, va.y, va.actions)
         row = {"kind": kind, "input": "sh", "k": len(lab), "overrides": str(over), "epochs": info[0]["epochs"],
                "steps": info[0]["steps"], "batch": info[0]["batch"], "lr": info[0]["lr"], "lr_final": info[0]["lr_final"],

@@ -110,9 +110,9 @@ def run_input(ds, encoder, input2d: str, seeds, train_rows: int, test_rows: int,
     labs = regress.label_subsets(len(tr), [K], seeds)
     jobs = [(arm, s) for arm in ARMS for s in seeds]
     cfgs = [config(arm, s, steps) for arm, s in jobs]
-    info = []
-    preds = regress.fit_many(cfgs, [train[a] for a, _ in jobs], [test[a] for a, _ in jobs],
-                             [labs[(min(K, len(tr)), s)] for _, s in jobs], progress=True, info=info)
+    fits = regress.fit_many(cfgs, [train[a] for a, _ in jobs], [test[a] for a, _ in jobs],
+                            [labs[(min(K, len(tr)), s)] for _, s in jobs], progress=True)
+    preds, info = fits.preds, fits.info
     per_seed = []
     for (arm, s), p, inf in zip(jobs, preds, info):
         if ARMS[arm][2] == "ray":   # back to the camera frame with the test rows' own rays

@@ -81,8 +81,8 @@ def fc_rows(train, val, actions, labs: dict, grid: list[dict], grid_arms=("Basel
             for gp in (grid if arm in grid_arms else [DEFAULT])]
     cfgs = [regress.FitConfig("fc", arm == "Baseline#1", arm == "Regression#1", seed=s, profile="full", **gp)
             for arm, k, s, gp in jobs]
-    info = []
-    preds = regress.fit_many(cfgs, train, val, [labs[(k, s)] for _, k, s, _ in jobs], progress=progress, info=info)
+    fits = regress.fit_many(cfgs, train, val, [labs[(k, s)] for _, k, s, _ in jobs], progress=progress)
+    preds, info = fits.preds, fits.info
     per, ran = {}, {}
     for (arm, k, s, gp), p, inf, c in zip(jobs, preds, info, cfgs):
         e = regress.evaluate(p, val["y"], actions)

@@ -231,8 +231,8 @@ def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), prog
                 for method in ("Baseline#1", "Regression#1")]
         cfgs = [regress.FitConfig("fc", method == "Baseline#1", method == "Regression#1", seed=seed, profile=profile,
                                   hidden=ex["hidden"]) for method, k, seed, _ in jobs]
-        info = []
-        preds = regress.fit_many(cfgs, train, test, [j[3] for j in jobs], device(), progress=progress, info=info)
+        fits = regress.fit_many(cfgs, train, test, [j[3] for j in jobs], device(), progress=progress)
+        preds, info = fits.preds, fits.info
         for (method, k, seed, _), pred, inf in zip(jobs, preds, info):
             ev = regress.evaluate(pred, test["y"], te.actions)
             rows.append({"input": input2d, "method": method, "k": k, "seed": seed, "mpjpe": ev["mpjpe"],
@@ -341,9 +341,9 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: 
             ladder[rung] = None
         if progress:
             print(f"fig6 {reg}: {len(jobs)} fits", flush=True)
-        info = []
-        preds = regress.fit_many([j[3] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
-                                 [labs[j[2]] for j in jobs], device(), progress=progress, info=info)
+        fits = regress.fit_many([j[3] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
+                                [labs[j[2]] for j in jobs], device(), progress=progress)
+        preds, info = fits.preds, fits.info
         for rung in FIG6_RUNGS:
             if ladder[rung] is not None:
                 continue

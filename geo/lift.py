@@ -212,9 +212,8 @@ def train(ds, encoder, profile: str = "quick", seed: int = 0, progress: bool = T
     train_d = {"x2d": tr.x2d, "y": tr.y, "g": regress.encode(encoder, tr.x2d, progress=progress)}
     test_d = {"x2d": te.x2d, "y": te.y, "g": regress.encode(encoder, te.x2d, progress=progress)}
     cfg = regress.FitConfig("fc", use_2d=False, use_g=True, seed=seed, profile=profile, hidden=r["hidden"])
-    fitted, info = [], []
-    pred = regress.fit_many([cfg], train_d, test_d, [np.arange(len(tr))], progress=progress, fitted=fitted,
-                            info=info)[0]
+    fits = regress.fit_many([cfg], train_d, test_d, [np.arange(len(tr))], progress=progress)
+    pred, fitted, info = fits[0], fits.fitted, fits.info
     ev = regress.evaluate(pred, te.y, te.actions)
     return fitted[0], {"train_subjects": sorted(set(tr.subjects)), "test_subjects": sorted(set(te.subjects)),
                        "train_rows": len(tr), "train_frames": tr.note, "test_rows": len(te), "test_frames": te.note,

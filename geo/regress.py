@@ -234,8 +234,27 @@ def _keys(cfg: FitConfig) -> list[str]:
     return ins
 
 
-def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, info: list | None = None,
-             fitted: list | None = None, bf16: bool | None = None):
+@dataclass
+class FitResult:
+    """What :func:`fit_many` returns, one entry per config in order: the test
+    predictions ``preds`` ((N_test, 16, 3) mm), ``info`` (schedule, group size, wall time,
+    dtype) and ``fitted`` (the trained regressor and its normalisation, :class:`Fitted`,
+    to keep or save). Indexing and iterating give the predictions."""
+    preds: list
+    info: list
+    fitted: list
+
+    def __getitem__(self, i):
+        return self.preds[i]
+
+    def __iter__(self):
+        return iter(self.preds)
+
+    def __len__(self):
+        return len(self.preds)
+
+
+def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, bf16: bool | None = None) -> FitResult:
     """Train one regressor per ``cfgs[i]`` on rows ``labelled[i]`` of the training data and
     predict the test rows. ``train`` / ``test``: a dict with "x2d" (N, 16, 2), "g" (N, M, 3)
     (when a config uses G) and "y" (N, 16, 3) mm shared by all fits, or a list of such
@@ -243,12 +262,9 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
     sizes, k, schedule, hidden) train together as one batched model; each keeps its own
     seed (init, shuffling, dropout), labelled rows and normalisation, so a fit gives the
     same predictions alone or batched. No host sync inside the training loop.
-    Returns the test predictions, a list of (N_test, 16, 3) arrays in the order of
-    ``cfgs``; ``info`` (a list), when given, receives one dict per fit: schedule, group
-    size, wall time; ``fitted`` (a list), one :class:`Fitted` per fit (the trained
-    regressor and its normalisation, to keep or save). ``bf16``: the training forward and
-    backward under bf16 autocast (float32 master weights, Adam state, loss and
-    normalisation); None: :func:`use_bf16` of the kind on ``device``."""
+    ``bf16``: the training forward and backward under bf16 autocast (float32 master
+    weights, Adam state, loss and normalisation); None: :func:`use_bf16` of the kind on
+    ``device``."""
     cfgs = list(cfgs)
     n = len(cfgs)
     trains = train if isinstance(train, (list, tuple)) else [train] * n
@@ -262,11 +278,9 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
         key = (c.kind, tuple(_keys(c)), dims, len(labs[i]), c.schedule(len(labs[i])), c.hidden, c.dropout,
                c.weight_decay)   # one optimiser per group: fits of another weight decay train apart
         groups.setdefault(key, []).append(i)
-    out = [None] * n
-    infos = [None] * n
-    fits = [None] * n
+    res = FitResult([None] * n, [None] * n, [None] * n)
     tf32 = torch.backends.cuda.matmul.allow_tf32
-    for gi, (key, idx) in enumerate(groups.items()):
+    for key, idx in groups.items():
         t0 = time.time()
         try:
             torch.backends.cuda.matmul.allow_tf32 = True     # TF32 matmuls on CUDA: fine for these nets
@@ -282,15 +296,11 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
             print(f"  fits {idx}: {key[0]} on {'+'.join(key[1])}, k={key[3]}: {sched.steps} steps, "
                   f"{sched.epochs:.1f} epochs, batch {sched.batch}, {wall:.1f} s", flush=True)
         for i, p, f in zip(idx, preds, group_fits):
-            out[i], fits[i] = p, f
-            infos[i] = {"epochs": sched.epochs, "steps": sched.steps, "batch": sched.batch, "lr": sched.lr,
-                        "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall,
-                        "dtype": "bf16" if half else "float32"}
-    if info is not None:
-        info.extend(infos)
-    if fitted is not None:
-        fitted.extend(fits)
-    return out
+            res.preds[i], res.fitted[i] = p, f
+            res.info[i] = {"epochs": sched.epochs, "steps": sched.steps, "batch": sched.batch, "lr": sched.lr,
+                           "lr_final": sched.lr_final, "group_size": len(idx), "group_wall_s": wall,
+                           "dtype": "bf16" if half else "float32"}
+    return res
 
 
 # Kinds whose training runs under bf16 autocast where the device has bf16 units: only
@@ -319,64 +329,78 @@ def _stack_sources(dicts, key):
     return np.concatenate(parts), offs
 
 
-def _fit_group(cfgs, trains, tests, labs, dev, half: bool = False, progress: bool = False):
-    c0 = cfgs[0]
-    k = len(labs[0])
-    sched = c0.schedule(k)
-    ins = _keys(c0)
-    F_ = len(cfgs)
+@dataclass
+class _Group:
+    """The inputs of a group of fits on one device: stacked sources (``X``, ``Xt``: train and
+    test inputs by key; ``Y``: train targets), each fit's input and target normalisation
+    (``stats``; ``ym``, ``ys`` on the host) and its labelled rows as indices into the stack."""
+    ins: list
+    X: dict
+    Xt: dict
+    stats: dict
+    Y: torch.Tensor
+    ym: np.ndarray
+    ys: np.ndarray
+    rows: torch.Tensor
+
+    def inputs(self, idx, test: bool = False) -> dict:
+        src = self.Xt if test else self.X
+        return {key: (src[key][idx] - self.stats[key][0]) / self.stats[key][1] for key in self.ins}
+
+
+def _stack_group(cfgs, trains, tests, labs, dev) -> _Group:
+    """Each fit's sources stacked once (fits sharing a source dict share its rows), with
+    every fit's own normalisation: inputs over its training source, targets over its
+    labelled rows."""
+    ins = _keys(cfgs[0])
     tensor = lambda a: torch.as_tensor(a, device=dev)   # noqa: E731
     X, Xt, stats = {}, {}, {}
     for key in ins:
         a, off = _stack_sources(trains, key)
-        at, offt = _stack_sources(tests, key)
+        at, _ = _stack_sources(tests, key)
         X[key], Xt[key] = tensor(a), tensor(at)
         m = np.stack([a[o:o + len(trains[f][key])].mean(0) for f, o in enumerate(off)])
         s = np.stack([a[o:o + len(trains[f][key])].std(0) + 1e-6 for f, o in enumerate(off)])
         stats[key] = (tensor(m[:, None]), tensor(s[:, None]))
     ya, yoff = _stack_sources(trains, "y")
-    Y = tensor(ya)
     ylab = [ya[o + lab] for o, lab in zip(yoff, labs)]
     ym = np.stack([v.mean(0) for v in ylab])[:, None]
     ys = np.stack([v.std(0) + 1e-6 for v in ylab])[:, None]
-    ym_t, ys_t = tensor(ym), tensor(ys)
     # labelled rows per fit as indices into the stacked sources (the same offsets for
     # every key: each source dict contributes its rows to every stacked array)
     rows = tensor(np.stack([o + lab for o, lab in zip(yoff, labs)]))
     _, xoff = _stack_sources(trains, ins[0])
     if xoff != yoff:
         raise AssertionError("sources stacked inconsistently")
+    return _Group(ins, X, Xt, stats, tensor(ya), ym, ys, rows)
 
-    cfg = RegressorConfig(kind=c0.kind, in_2d=X["x2d"].shape[1] if "x2d" in X else 0,
-                          in_g=X["g"].shape[1] if "g" in X else 0, hidden=c0.hidden, dropout=c0.dropout)
-    model = BatchedRegressor(cfg, [c.seed for c in cfgs]).to(dev)
-    cuda = dev.type == "cuda"
+
+def _train_group(model, grp: _Group, cfgs, sched: Schedule, k: int, dev, half: bool, progress: bool):
+    """Adam on every fit's loss at once, lr decaying exponentially; each fit draws its own
+    batches and dropout masks from its own generator."""
+    from tqdm import tqdm   # a bar with its ETA for long fits (all frames: tens of minutes on a CPU)
+
+    c0 = cfgs[0]
     opt = torch.optim.Adam(model.parameters(), lr=sched.lr, weight_decay=c0.weight_decay,
                            fused=True)   # fused kernels on CUDA and CPU alike
     gamma = (sched.lr_final / sched.lr) ** (1.0 / max(sched.steps, 1))
     gens = [torch.Generator(device=dev).manual_seed(10_007 * (c.seed + 1)) for c in cfgs]
-    b = sched.batch
-    per_epoch = max(1, k // b)
-    L, H = model.n_dropout, cfg.hidden
-
-    def inputs(idx):
-        return {key: (X[key][idx] - stats[key][0]) / stats[key][1] for key in ins}
-
+    b, per_epoch = sched.batch, max(1, k // sched.batch)
+    ym_t, ys_t = (torch.as_tensor(v, device=dev) for v in (grp.ym, grp.ys))
     model.train()
     order = None
-    from tqdm import tqdm   # a bar with its ETA for long fits (all frames: tens of minutes on a CPU)
-
-    bar = tqdm(total=sched.steps, desc=f"fit {c0.kind} x{F_} k={k}", unit="step", mininterval=30,
+    bar = tqdm(total=sched.steps, desc=f"fit {c0.kind} x{len(cfgs)} k={k}", unit="step", mininterval=30,
                disable=not (progress and sched.steps >= 2000))
     for t in range(sched.steps):
         j = t % per_epoch
         if j == 0:
             perm = torch.stack([torch.randperm(k, generator=g, device=dev) for g in gens])
-            order = rows.gather(1, perm)
+            order = grp.rows.gather(1, perm)
         idx = order[:, j * b:(j + 1) * b]                      # (F, b)
-        xb = inputs(idx)
-        yb = (Y[idx] - ym_t) / ys_t
-        noise = torch.stack([torch.rand((L, len(idx[0]), H), generator=g, device=dev) for g in gens])
+        xb = grp.inputs(idx)
+        yb = (grp.Y[idx] - ym_t) / ys_t
+        noise = torch.stack([torch.rand((model.n_dropout, len(idx[0]), c0.hidden), generator=g, device=dev)
+                             for g in gens])
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
             pred = model(xb.get("x2d"), xb.get("g"), noise)
         loss = (pred.float() - yb).pow(2).mean((1, 2)).sum()   # each fit's own mean loss, in float32
@@ -388,30 +412,52 @@ def _fit_group(cfgs, trains, tests, labs, dev, half: bool = False, progress: boo
         bar.update(1)
     bar.close()
     model.eval()
+
+
+@torch.no_grad()
+def _predict_group(model, grp: _Group, tests, dev) -> list:
+    """Each fit's test predictions (N_test, 16, 3) mm, in chunks."""
     _, toff = _stack_sources(tests, "y")
     nt = [len(d["y"]) for d in tests]   # test sets may differ in size (SH and GT 2D rows of one k)
-    out = []
-    chunk = 16384
-    with torch.no_grad():
-        for s in range(0, max(nt), chunk):
-            e = min(s + chunk, max(nt))
-            # a shorter test set repeats its last row past its end; those rows are cut below
-            idx = torch.stack([torch.arange(s, e, device=dev).clamp_max(n - 1) + o for n, o in zip(nt, toff)])
-            xb = {key: (Xt[key][idx] - stats[key][0]) / stats[key][1] for key in ins}
-            out.append((model(xb.get("x2d"), xb.get("g")) * ys_t + ym_t).cpu().numpy())
-    pred = [p[:n] for p, n in zip(np.concatenate(out, 1), nt)]
+    ym_t, ys_t = (torch.as_tensor(v, device=dev) for v in (grp.ym, grp.ys))
+    out, chunk = [], 16384
+    for s in range(0, max(nt), chunk):
+        e = min(s + chunk, max(nt))
+        # a shorter test set repeats its last row past its end; those rows are cut below
+        idx = torch.stack([torch.arange(s, e, device=dev).clamp_max(n - 1) + o for n, o in zip(nt, toff)])
+        xb = grp.inputs(idx, test=True)
+        out.append((model(xb.get("x2d"), xb.get("g")) * ys_t + ym_t).cpu().numpy())
+    return [p[:n].reshape(-1, 16, 3) for p, n in zip(np.concatenate(out, 1), nt)]
+
+
+def _split_fits(model, grp: _Group, cfg: RegressorConfig, cfgs) -> list:
+    """Each fit of the batched model as its own one-fit :class:`Fitted` on the CPU."""
     fits = []
-    for f, c in enumerate(cfgs):   # each fit as its own one-fit Regressor on the CPU
+    for f, c in enumerate(cfgs):
         one = Regressor(cfg, c.seed)
         one.net.load_state_dict({k: v[f:f + 1].cpu() for k, v in model.state_dict().items()})
-        x_stats = {key: (stats[key][0][f, 0].cpu().numpy(), stats[key][1][f, 0].cpu().numpy()) for key in ins}
-        fits.append(Fitted(one.eval(), x_stats, (ym[f, 0].astype(np.float32), ys[f, 0].astype(np.float32)), c))
-    return [p.reshape(-1, 16, 3) for p in pred], sched, fits
+        x_stats = {key: (grp.stats[key][0][f, 0].cpu().numpy(), grp.stats[key][1][f, 0].cpu().numpy())
+                   for key in grp.ins}
+        fits.append(Fitted(one.eval(), x_stats, (grp.ym[f, 0].astype(np.float32), grp.ys[f, 0].astype(np.float32)), c))
+    return fits
+
+
+def _fit_group(cfgs, trains, tests, labs, dev, half: bool = False, progress: bool = False):
+    """One batched model for fits of equal shape (:func:`fit_many`): (test predictions,
+    schedule, :class:`Fitted` per fit)."""
+    c0, k = cfgs[0], len(labs[0])
+    sched = c0.schedule(k)
+    grp = _stack_group(cfgs, trains, tests, labs, dev)
+    cfg = RegressorConfig(kind=c0.kind, in_2d=grp.X["x2d"].shape[1] if "x2d" in grp.X else 0,
+                          in_g=grp.X["g"].shape[1] if "g" in grp.X else 0, hidden=c0.hidden, dropout=c0.dropout)
+    model = BatchedRegressor(cfg, [c.seed for c in cfgs]).to(dev)
+    _train_group(model, grp, cfgs, sched, k, dev, half, progress)
+    return _predict_group(model, grp, tests, dev), sched, _split_fits(model, grp, cfg, cfgs)
 
 
 @dataclass
 class Fitted:
-    """One trained regressor of :func:`fit_many` (``fitted=``) and the normalisation it was
+    """One trained regressor of :func:`fit_many` (its ``fitted``) and the normalisation it was
     trained with: :meth:`predict` maps raw inputs (2D joints in px, G) to the 16 non-root
     joints (N, 16, 3) in mm, root-relative, camera frame."""
     regressor: Regressor          # one fit, eval mode

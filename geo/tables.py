@@ -282,9 +282,9 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
                         tr.note, te.note, len(train["y"]), len(test["y"]))
 
             def fit():
-                info = []
-                preds = regress.fit_many([c for _, c in jobs], train, test, [np.arange(len(train["y"]))] * len(jobs),
-                                         device, progress=progress, info=info)
+                fits = regress.fit_many([c for _, c in jobs], train, test, [np.arange(len(train["y"]))] * len(jobs),
+                                        device, progress=progress)
+                preds, info = fits.preds, fits.info
                 return preds, info
 
             t0 = time.time()

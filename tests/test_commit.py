@@ -123,9 +123,8 @@ def test_regressor_without_its_sidecar_is_rebuilt(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     d = {"x2d": np.zeros((32, 16, 2), np.float32), "g": rng.normal(size=(32, 64, 3)).astype(np.float32),
          "y": rng.normal(size=(32, 16, 3)).astype(np.float32)}
-    out = []
-    regress.fit_many([regress.FitConfig("fc", False, True, steps=2, hidden=8, profile="quick")], d, d,
-                     [np.arange(32)], fitted=out)
+    out = regress.fit_many([regress.FitConfig("fc", False, True, steps=2, hidden=8, profile="quick")], d, d,
+                           [np.arange(32)]).fitted
     fitted = out[0]
     trained_ = []
     monkeypatch.setattr(L, "train", lambda *a, **k: trained_.append(1) or (fitted, {"note": "rebuilt"}))

@@ -223,11 +223,10 @@ def test_fig5_parts_merge_to_the_whole_sweep(ds, tmp_path, monkeypatch):
     from geo import experiments as E
     from geo.profiles import EXPERIMENTS
 
-    def mean_pose(cfgs, train, test, labelled, device="cpu", progress=False, info=None):
-        for _ in cfgs:
-            info.append({"epochs": 1.0, "steps": 1})
-        return [np.broadcast_to(train["y"][lab].mean(0) + float(c.use_g), test["y"].shape).copy()
-                for c, lab in zip(cfgs, labelled)]
+    def mean_pose(cfgs, train, test, labelled, device="cpu", progress=False):
+        return E.regress.FitResult([np.broadcast_to(train["y"][lab].mean(0) + float(c.use_g), test["y"].shape).copy()
+                                    for c, lab in zip(cfgs, labelled)], [{"epochs": 1.0, "steps": 1} for _ in cfgs],
+                                   [None] * len(cfgs))
 
     monkeypatch.setattr(E.regress, "fit_many", mean_pose)
     monkeypatch.setitem(EXPERIMENTS, "quick", {**EXPERIMENTS["quick"], "seeds": [0, 1]})

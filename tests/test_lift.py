@@ -19,9 +19,8 @@ def _tiny_fitted(din=192, seed=0):
     g = rng.normal(size=(64, din // 3, 3)).astype(np.float32)
     y = rng.normal(size=(64, 16, 3)).astype(np.float32) * 100
     d = {"x2d": np.zeros((64, 16, 2), np.float32), "g": g, "y": y}
-    out = []
-    regress.fit_many([regress.FitConfig("fc", False, True, steps=5, hidden=16, profile="quick")], d, d,
-                     [np.arange(64)], fitted=out)
+    out = regress.fit_many([regress.FitConfig("fc", False, True, steps=5, hidden=16, profile="quick")], d, d,
+                           [np.arange(64)]).fitted
     return out[0], g
 
 
@@ -31,9 +30,9 @@ def test_fitted_predicts_what_fit_many_predicted():
           "y": rng.normal(0, 300, (96, 16, 3)).astype(np.float32)}
     te = {k: v[:20] + 1 for k, v in tr.items()}
     for use_2d, use_g in ((False, True), (True, True)):
-        out = []
-        pred = regress.fit_many([regress.FitConfig("fc", use_2d, use_g, steps=30, hidden=32, profile="quick")], tr, te,
-                                [np.arange(96)], fitted=out)[0]
+        fits = regress.fit_many([regress.FitConfig("fc", use_2d, use_g, steps=30, hidden=32, profile="quick")], tr, te,
+                                [np.arange(96)])
+        pred, out = fits[0], fits.fitted
         again = out[0].predict(x2d=te["x2d"] if use_2d else None, g=te["g"])
         assert np.allclose(again, pred, atol=1e-3), np.abs(again - pred).max()   # same normalisation both ways
     with pytest.raises(ValueError, match="x2d"):

@@ -31,8 +31,8 @@ def test_batched_equals_single(kind):
     rng = np.random.default_rng(1)
     labs = [np.sort(rng.choice(400, 120, replace=False)) for _ in range(3)]   # own labelled rows per fit
     cfgs = [regress.FitConfig(kind, True, kind == "martinez", steps=25, batch=32, seed=s, hidden=64) for s in (0, 1, 2)]
-    info = []
-    batched = regress.fit_many(cfgs, tr, te, labs, info=info)
+    batched = regress.fit_many(cfgs, tr, te, labs)
+    info = batched.info
     assert [i["group_size"] for i in info] == [3, 3, 3]       # one batched model
     singles = [regress.fit_predict(c, tr, te, lab) for c, lab in zip(cfgs, labs)]
     for b, s in zip(batched, singles):
@@ -158,7 +158,7 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
         made[id(d_tr)], made[id(d_te)] = ("train", tr), ("test", te)
         return d_tr, d_te
 
-    def fit_many(cfgs, train, test, labelled, device="cpu", progress=False, info=None):
+    def fit_many(cfgs, train, test, labelled, device="cpu", progress=False):
         n = len(cfgs)
         trains = train if isinstance(train, list) else [train] * n
         tests = test if isinstance(test, list) else [test] * n
@@ -167,9 +167,8 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
             assert set(made[id(t)][1].subjects) <= train_subj and set(made[id(u)][1].subjects) <= test_subj
             assert 0 <= lab.min() and lab.max() < len(t["y"])
             seen.append(len(lab))
-        if info is not None:
-            info.extend({"epochs": 1.0, "steps": 1} for _ in cfgs)
-        return [np.zeros_like(u["y"]) for u in tests]
+        return regress.FitResult([np.zeros_like(u["y"]) for u in tests], [{"epochs": 1.0, "steps": 1} for _ in cfgs],
+                                 [None] * n)
 
     monkeypatch.setattr(E, "_splits", splits)
     monkeypatch.setattr(E, "_inputs", inputs)
@@ -193,8 +192,8 @@ def test_weight_decay_default_off_and_fits_group_apart():
     lab = np.arange(120)
     cfgs = [regress.FitConfig("fc", True, False, steps=30, batch=32, seed=0, hidden=64, weight_decay=wd)
             for wd in (0.0, 0.5)]
-    info = []
-    both = regress.fit_many(cfgs, tr, te, [lab, lab], info=info)
+    both = regress.fit_many(cfgs, tr, te, [lab, lab])
+    info = both.info
     assert [i["group_size"] for i in info] == [1, 1]           # one optimiser per weight decay
     alone = [regress.fit_predict(c, tr, te, lab) for c in cfgs]
     for b, s in zip(both, alone):
@@ -390,8 +389,8 @@ def test_fit_many_groups_and_checks():
     tr, te = _synthetic()
     labs = [np.arange(100), np.arange(100, 200), np.arange(60)]
     cfgs = [regress.FitConfig(steps=3, batch=20, hidden=16, seed=s) for s in (0, 1, 2)]
-    info = []
-    preds = regress.fit_many(cfgs, tr, te, labs, info=info)
+    preds = regress.fit_many(cfgs, tr, te, labs)
+    info = preds.info
     assert [p.shape for p in preds] == [(40, 16, 3)] * 3
     assert [i["group_size"] for i in info] == [2, 2, 1]                 # k = 60 trains apart
     assert [i["steps"] for i in info] == [3, 3, 3] and [i["batch"] for i in info] == [20, 20, 20]
@@ -402,9 +401,8 @@ def test_fit_many_groups_and_checks():
     tr4 = {**tr, "g": np.zeros((200, 4, 3), np.float32)}
     tr8 = {**tr, "g": np.zeros((200, 8, 3), np.float32)}
     te4, te8 = {**te, "g": np.zeros((40, 4, 3), np.float32)}, {**te, "g": np.zeros((40, 8, 3), np.float32)}
-    info2 = []
-    regress.fit_many([regress.FitConfig(use_g=True, steps=2, batch=20, hidden=8)] * 2, [tr4, tr8], [te4, te8],
-                     [np.arange(60)] * 2, info=info2)
+    info2 = regress.fit_many([regress.FitConfig(use_g=True, steps=2, batch=20, hidden=8)] * 2, [tr4, tr8], [te4, te8],
+                             [np.arange(60)] * 2).info
     assert [i["group_size"] for i in info2] == [1, 1]
     assert info[2]["epochs"] == pytest.approx(3 * 20 / 60)
     with pytest.raises(ValueError, match="3 configs but 3 train, 3 test, 2 labelled sets"):
@@ -455,8 +453,8 @@ def test_fit_learns_from_its_labelled_rows_only():
     bad = {"x2d": tr["x2d"], "y": tr["y"].copy()}
     bad["y"][1::2] += 3000.0
     cfg = regress.FitConfig(steps=300, batch=50, hidden=64, lr=1e-2, dropout=0.0)
-    fitted = []
-    pred = regress.fit_many([cfg], bad, te, [lab], fitted=fitted)[0]
+    fits = regress.fit_many([cfg], bad, te, [lab])
+    pred, fitted = fits[0], fits.fitted
     err = np.linalg.norm(pred - te["y"], axis=-1).mean()
     spread = np.linalg.norm(te["y"] - te["y"].mean(0), axis=-1).mean()
     # learnt (~0.35 of the spread): not the wrong rows (~3000 mm off), nor the mean pose (1.0)
@@ -505,15 +503,14 @@ def test_g_only_and_martinez_fits():
     tr, te = _linear(n=120, nt=10)
     rng = np.random.default_rng(1)
     tr["g"], te["g"] = rng.normal(size=(120, 4, 3)).astype(np.float32), rng.normal(size=(10, 4, 3)).astype(np.float32)
-    fitted = []
     cfg = regress.FitConfig(use_2d=False, use_g=True, steps=3, batch=40, hidden=8)
-    p = regress.fit_many([cfg], tr, te, [np.arange(120)], fitted=fitted)[0]
+    fits = regress.fit_many([cfg], tr, te, [np.arange(120)])
+    p, fitted = fits[0], fits.fitted
     assert set(fitted[0].x_stats) == {"g"} and fitted[0].regressor.cfg.in_2d == 0
     te_shuffled = {**te, "x2d": te["x2d"][::-1].copy()}
     np.testing.assert_array_equal(regress.fit_predict(cfg, tr, te_shuffled, np.arange(120)), p)   # 2D unused
-    fitted = []
-    regress.fit_many([regress.FitConfig("martinez", True, True, steps=2, batch=40, hidden=8)], tr, te,
-                     [np.arange(120)], fitted=fitted)
+    fitted = regress.fit_many([regress.FitConfig("martinez", True, True, steps=2, batch=40, hidden=8)], tr, te,
+                              [np.arange(120)]).fitted
     assert fitted[0].regressor.cfg.kind == "martinez"
 
 
@@ -601,14 +598,14 @@ def test_fig6_with_k_trains_each_seed_on_figure5s_subset(monkeypatch):
         return {"x2d": tr.x2d, "y": tr.y, "g": tr.x2d[:, :4, :1].repeat(3, 2)}, {"x2d": te.x2d, "y": te.y,
                                                                                  "g": te.x2d[:, :4, :1].repeat(3, 2)}
 
-    def fit_many(cfgs, train, test, labelled, device="cpu", progress=False, info=None):
+    def fit_many(cfgs, train, test, labelled, device="cpu", progress=False):
         trains = train if isinstance(train, list) else [train] * len(cfgs)
         for c, t, lab in zip(cfgs, trains, labelled):
             want = regress.label_subsets(len(full_tr), [k], [c.seed])[(k, c.seed)]
             np.testing.assert_array_equal(t["y"][lab], full_tr.y[want])      # the same labelled rows
-        if info is not None:
-            info.extend({"epochs": 1.0, "steps": 1} for _ in cfgs)
-        return [np.zeros_like(u["y"]) for u in (test if isinstance(test, list) else [test] * len(cfgs))]
+        tests = test if isinstance(test, list) else [test] * len(cfgs)
+        return regress.FitResult([np.zeros_like(u["y"]) for u in tests], [{"epochs": 1.0, "steps": 1} for _ in cfgs],
+                                 [None] * len(cfgs))
 
     monkeypatch.setattr(E, "_inputs", inputs)
     monkeypatch.setattr(regress, "fit_many", fit_many)
