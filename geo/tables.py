@@ -252,29 +252,16 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
         f_ref = np.mean([np.ravel(c.f) for c in cams], 0)
         c_ref = np.mean([np.ravel(c.c) for c in cams], 0)
         hd = as_h36m(threedhp, f_ref, c_ref)
-    results, runs = {}, []
     t_all = time.time()
     image_status = NEEDS_FRAMES if not frames else _frames_status(ds, frames)
-    data_in = {}
-    for input2d in inputs:
-        tr, te = E._splits(ds, input2d, profile)
-        g_tr = encode_cached(encoder, tr.x2d, folder, device, progress=progress)
-        g_te = encode_cached(encoder, te.x2d, folder, device, progress=progress)
-        data_in[input2d] = (tr, te, {"x2d": tr.x2d, "y": tr.y, "g": g_tr}, {"x2d": te.x2d, "y": te.y, "g": g_te})
+    data_in = _encoded_splits(ds, encoder, inputs, profile, folder, device, progress)
     if hd is not None and "gt" in inputs:
         hd["g"] = encode_cached(encoder, hd["x2d"], folder, device, progress=progress)
+    results, runs = {}, []
     for split in splits:
         for input2d in inputs:   # one batched fit_many per (split, input): its fits share rows and sizes
-            tr, te, train_all, test_all = data_in[input2d]
-            if split == "standard":
-                train, test, actions = train_all, test_all, te.actions
-                if "g" in (hd or {}) and input2d == "gt":   # Table 2: the test rows plus MPI-INF-3DHP's
-                    test = {k: np.concatenate([test_all[k], hd[k]]) for k in ("x2d", "y", "g")}
-            else:
-                mtr = np.isin(np.asarray(tr.cameras), train_cams)
-                mte = np.asarray(te.cameras) == test_cam
-                train, test = _subset(train_all, mtr), _subset(test_all, mte)
-                actions = [a for a, keep in zip(te.actions, mte) if keep]
+            tr, te = data_in[input2d][:2]
+            train, test, actions = _split_rows(split, input2d, data_in[input2d], hd, train_cams, test_cam)
             jobs = [(method, regress.FitConfig(kind, use_2d, use_g, seed=s, profile=profile, hidden=ex["hidden"],
                                                steps=steps))
                     for method, (kind, use_2d, use_g) in METHODS.items() for s in seeds]
@@ -284,14 +271,13 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
             def fit():
                 fits = regress.fit_many([c for _, c in jobs], train, test, [np.arange(len(train["y"]))] * len(jobs),
                                         device, progress=progress)
-                preds, info = fits.preds, fits.info
-                return preds, info
+                return fits.preds, fits.info
 
             t0 = time.time()
             preds, info = _fit_cached(folder, key, fit)
-            n = len(actions)
             for method in METHODS:
                 sel = [i for i, (m, _) in enumerate(jobs) if m == method]
+                n = len(actions)
                 evs = [regress.evaluate(preds[i][:n], test["y"][:n], actions) for i in sel]
                 results[(input2d, split, method)] = {"evals": evs, "preds_3dhp": [preds[i][n:] for i in sel]}
                 runs.append({"input": input2d, "split": split, "method": method, "seeds": seeds,
@@ -301,6 +287,45 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
                 if progress:
                     print(f"{input2d} {split} {method}: MPJPE {np.mean([e['mpjpe'] for e in evs]):.1f} mm, "
                           f"P-MPJPE {np.mean([e['p_mpjpe'] for e in evs]):.1f} mm", flush=True)
+    table1 = _table1(results, runs, protocols, inputs, seeds, image_status)
+    table2 = _table2(results, hd, seeds, image_status)
+    return {"table1": table1, "table2": table2, "runs": runs, "seeds": seeds, "profile": profile,
+            "protocol3": {"train_cameras": list(train_cams), "test_camera": test_cam},
+            "threedhp": None if threedhp is None else {"source": threedhp.source, "layout": threedhp.layout,
+                                                       "frames": len(threedhp), "universal": hd["universal"]},
+            "wall_s": round(time.time() - t_all, 1)}
+
+
+def _encoded_splits(ds, encoder, inputs, profile: str, folder, device, progress: bool) -> dict:
+    """Per 2D input: (train split, test split, train rows, test rows), the rows as the dicts
+    :func:`geo.regress.fit_many` takes, with G encoded once (and cached in ``folder``)."""
+    data_in = {}
+    for input2d in inputs:
+        tr, te = E._splits(ds, input2d, profile)
+        g_tr = encode_cached(encoder, tr.x2d, folder, device, progress=progress)
+        g_te = encode_cached(encoder, te.x2d, folder, device, progress=progress)
+        data_in[input2d] = (tr, te, {"x2d": tr.x2d, "y": tr.y, "g": g_tr}, {"x2d": te.x2d, "y": te.y, "g": g_te})
+    return data_in
+
+
+def _split_rows(split: str, input2d: str, encoded, hd, train_cams, test_cam):
+    """(train rows, test rows, test actions) of one split: "standard" uses every camera
+    (Table 2 appends MPI-INF-3DHP's rows to the ground-truth 2D test rows); "camera"
+    (Protocol #3) trains on ``train_cams`` and tests on ``test_cam``."""
+    tr, te, train_all, test_all = encoded
+    if split == "standard":
+        test = test_all
+        if "g" in (hd or {}) and input2d == "gt":   # Table 2: the test rows plus MPI-INF-3DHP's
+            test = {k: np.concatenate([test_all[k], hd[k]]) for k in ("x2d", "y", "g")}
+        return train_all, test, te.actions
+    mtr = np.isin(np.asarray(tr.cameras), train_cams)
+    mte = np.asarray(te.cameras) == test_cam
+    return _subset(train_all, mtr), _subset(test_all, mte), [a for a, keep in zip(te.actions, mte) if keep]
+
+
+def _table1(results: dict, runs: list, protocols, inputs, seeds, image_status: str) -> list[dict]:
+    """Table 1 rows of ours: per protocol, input and method, the per-action means over seeds
+    and their average; the image-based methods with their status and no numbers."""
     table1 = []
     for p in protocols:
         split, metric = PROTOCOLS[p]
@@ -318,12 +343,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
         for method in IMAGE_METHODS:
             table1.append({"protocol": p, "input": "image", "method": method, "source": "ours",
                            **{c: None for c in COLUMNS}, "status": image_status})
-    table2 = _table2(results, hd, seeds, image_status)
-    return {"table1": table1, "table2": table2, "runs": runs, "seeds": seeds, "profile": profile,
-            "protocol3": {"train_cameras": list(train_cams), "test_camera": test_cam},
-            "threedhp": None if threedhp is None else {"source": threedhp.source, "layout": threedhp.layout,
-                                                       "frames": len(threedhp), "universal": hd["universal"]},
-            "wall_s": round(time.time() - t_all, 1)}
+    return table1
 
 
 def _frames_status(ds, frames) -> str:
