@@ -210,20 +210,7 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
     stop = _StopSignals()
     try:
         while step < cfg.steps:
-            rng = source.gen.get_state() if fwd is not eager and done == 0 else None
-            try:
-                batch = sample_shard(source, cfg, step, sampling)
-                part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
-            except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
-                if rng is None:
-                    raise
-                if main:
-                    print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
-                fwd, source.render_compile = eager, False
-                opt.zero_grad(set_to_none=True)
-                source.gen.set_state(rng)
-                batch = sample_shard(source, cfg, step, sampling)
-                part = train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
+            fwd, part = _step(fwd, eager, opt, source, cfg, step, start, sampling, first=done == 0)
             for k, v in part.items():
                 acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
             step += 1
@@ -232,12 +219,7 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
             bar.update(1)
             logged = step % cfg.log_every == 0 or step == cfg.steps
             if logged:
-                history["step"].append(step)
-                for k, v in log_means(acc, nl).items():
-                    history[k].append(v)
-                now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
-                history["lr"].append(lr_at(cfg, step - 1, start))
-                history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
+                _log_interval(history, acc, nl, cfg, step, start, tl)
                 acc, nl = {}, 0
                 bar.set_postfix(loss=f"{history['loss'][-1]:.1f}")
                 tl = time.time()
@@ -247,15 +229,8 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
             if step % cfg.checkpoint_every == 0 or (cfg.checkpoint_seconds and time.time() - t_ck >= cfg.checkpoint_seconds):
                 checkpoint(step >= cfg.steps)
                 t_ck = time.time()
-            if n_ranks == 1 and stop.caught:
+            if _stop_now(cfg, stop, n_ranks, logged, done, stop_after, t0, device):
                 break
-            if n_ranks > 1 and logged and D.any_rank(bool(stop.caught), device):   # ranks decide together
-                break
-            if stop_after is not None and done >= stop_after:
-                break
-            if cfg.max_seconds and (n_ranks == 1 or logged):   # under DDP all ranks decide together
-                if D.any_rank(time.time() - t0 > cfg.max_seconds, device):
-                    break
     finally:
         stop.restore()
     history["wall_s"] = history.get("wall_s", 0.0) + time.time() - t0
@@ -266,6 +241,49 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
                           f"{ck} (run the same command with --resume to continue)")
 
 
+
+def _step(fwd, eager, opt, source: PairSource, cfg: TrainConfig, step: int, start: int, sampling: str, first: bool):
+    """(the forward to use from now on, the step's losses): one training step; when the
+    first step of a compiled model fails, it is retried eager on the same batch and the
+    run stays eager (a failed compile must not cost the run)."""
+    rng = source.gen.get_state() if fwd is not eager and first else None
+    try:
+        batch = sample_shard(source, cfg, step, sampling)
+        return fwd, train_step(fwd, opt, batch, cfg, lr_at(cfg, step, start))
+    except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
+        if rng is None:
+            raise
+        if D.is_main():
+            print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
+        source.render_compile = False
+        opt.zero_grad(set_to_none=True)
+        source.gen.set_state(rng)
+        batch = sample_shard(source, cfg, step, sampling)
+        return eager, train_step(eager, opt, batch, cfg, lr_at(cfg, step, start))
+
+
+def _log_interval(history: dict, acc: dict, nl: int, cfg: TrainConfig, step: int, start: int, tl: float) -> None:
+    """One log row: the interval's mean losses, its last learning rate and its pairs/s."""
+    history["step"].append(step)
+    for k, v in log_means(acc, nl).items():
+        history[k].append(v)
+    now = time.time()   # after .item(), which syncs: the interval's wall time is the device's
+    history["lr"].append(lr_at(cfg, step - 1, start))
+    history["pairs_per_s"].append(cfg.batch * nl / max(now - tl, 1e-9))
+
+
+def _stop_now(cfg: TrainConfig, stop, n_ranks: int, logged: bool, done: int, stop_after, t0: float, device) -> bool:
+    """Whether the loop stops after this step: a caught signal, ``stop_after`` steps done,
+    or ``max_seconds`` spent; under DDP the ranks decide together, at log steps."""
+    if n_ranks == 1 and stop.caught:
+        return True
+    if n_ranks > 1 and logged and D.any_rank(bool(stop.caught), device):
+        return True
+    if stop_after is not None and done >= stop_after:
+        return True
+    if cfg.max_seconds and (n_ranks == 1 or logged):
+        return bool(D.any_rank(time.time() - t0 > cfg.max_seconds, device))
+    return False
 
 
 class _StopSignals:
