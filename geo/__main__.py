@@ -240,20 +240,32 @@ class _Defaults(argparse.HelpFormatter):
         return f"{h} (default: %(default)s)"
 
 
-def main(argv=None) -> int:
-    fmt = _Defaults
+def _parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m geo``: ``--version`` and one subcommand per job, each
+    built by its own function below (in the order ``--help`` lists them)."""
     ap = argparse.ArgumentParser(prog="geo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"geo {__import__('geo').__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("reproduce", help="run every notebook in order (papermill)", formatter_class=fmt,
+    for add in (_reproduce_parser, _full_gpu_parser, _lift_parser, _train_parser):
+        add(sub)
+    return ap
+
+
+def _reproduce_parser(sub) -> None:
+    """``geo reproduce``'s options: the data, the profile and a folder of precomputed results."""
+    r = sub.add_parser("reproduce", help="run every notebook in order (papermill)", formatter_class=_Defaults,
                        description="Run notebooks/NN_*.ipynb in order with papermill; executed copies go to "
                                    "runs/notebooks/, results to runs/figures/ (figures/ for a full run on Human3.6M).")
     r.add_argument("--data", default="embedded", help="'embedded' or a path to a Human3.6M copy")
     r.add_argument("--profile", default="quick", choices=["quick", "full"],
                    help="quick: minutes on a CPU; full: the paper's setting (a GPU, or --precomputed)")
     r.add_argument("--precomputed", default=None, help="folder with full-gpu JSON results to draw from")
+
+
+def _full_gpu_parser(sub) -> None:
+    """``geo full-gpu``'s options: data, output folder, stages, profile and the run's sizing."""
     f = sub.add_parser("full-gpu", help="compute a profile's results in resumable stages (GPU, or the cpu profile)",
-                       formatter_class=fmt,
+                       formatter_class=_Defaults,
                        description="Compute the results the notebooks draw (generators, Figure 5, Figure 6, "
                                    "regressors, tables) in stages that resume; a finished stage is skipped.")
     f.add_argument("--data", required=True, help="path to a Human3.6M copy (either layout), or 'embedded'")
@@ -273,8 +285,12 @@ def main(argv=None) -> int:
     f.add_argument("--steps", type=int, default=None, metavar="N",
                    help="train each generator to N steps in all, continuing saved weights (instead of steps sized "
                         "from --budget-s), e.g. the same number of training pairs for every variant")
+
+
+def _lift_parser(sub) -> None:
+    """``geo lift``'s options: the inputs, the variant, what is written where, and the video sampling."""
     li = sub.add_parser("lift", help="3D poses from your own images and videos (committed weights; needs the "
-                                     "'wild' extra)", formatter_class=fmt,
+                                     "'wild' extra)", formatter_class=_Defaults,
                         description="Image -> MediaPipe Pose 2D -> 16 joints -> skeleton maps -> G -> 3D pose; one "
                                     "PNG and one JSON (17 joints, mm, root-relative, camera frame) per image. A video "
                                     "(.mp4 .avi .mov .mkv .webm) goes frame by frame into one <video>.npz of per-frame "
@@ -295,8 +311,12 @@ def main(argv=None) -> int:
     li.add_argument("--max-frames", type=int, default=None, metavar="N",
                     help="of each video, lift at most N frames (default: all)")
     li.add_argument("--stride", type=int, default=1, metavar="S", help="of each video, lift every S-th frame")
+
+
+def _train_parser(sub) -> None:
+    """``geo train``'s options: the variant, the run folder, the profile and its overrides."""
     t = sub.add_parser("train", help="train one generator variant (one process, or N ranks under torchrun)",
-                       formatter_class=fmt,
+                       formatter_class=_Defaults,
                        description="Train one generator variant in a run folder (checkpoint last.pt; Ctrl-C saves "
                                    "it and --resume continues). I_SG needs video frames no supported data has.")
     t.add_argument("--variant", required=True, choices=[v for v in VARIANTS if v != "I_SG"],
@@ -310,50 +330,58 @@ def main(argv=None) -> int:
     t.add_argument("--batch", type=int, default=None, help="global batch, split over the ranks (default: the profile's)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
     t.add_argument("--seed", type=int, default=None, help="model and sampler seed (default 0)")
-    a = ap.parse_args(argv)
 
-    if a.cmd == "lift":
-        try:
-            check_out(a.out)
-        except UsageError as e:
-            print(f"geo: error: {e}", file=sys.stderr)
-            return 2
-        return lift(a.images, a.out, a.annotations, a.variant, a.png, a.device, a.max_frames, a.stride)
 
+def _lift_command(a) -> int:
+    """``geo lift``: --out checked first (exit 2 naming it, nothing written), then
+    :func:`lift`, which checks the rest and reports each input."""
     try:
-        data = check_data(a.data)
-        if a.cmd == "train":
-            return train_command(a, data)
-        if a.cmd == "reproduce":
-            pre = None
-            if a.precomputed is not None:
-                pre = Path(a.precomputed).expanduser().resolve()
-                if not pre.is_dir():
-                    raise UsageError(f"--precomputed {a.precomputed}: no such folder; expected the --out folder "
-                                     f"of `python -m geo full-gpu`")
-                if not any((pre / f"{s}.json").exists() for s in PRECOMPUTED.values()):
-                    raise UsageError(f"--precomputed {pre}: holds none of "
-                                     f"{sorted(s + '.json' for s in PRECOMPUTED.values())}")
-                check_precomputed_folder(pre, data, a.profile)
-            return reproduce(data, a.profile, str(pre) if pre else None)
-        stages = [s.strip() for s in a.stages.split(",") if s.strip()]
-        bad = [s for s in stages if s not in STAGES]
-        if bad or not stages:
-            raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
-        if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
-            raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
-        variants = None if a.variants is None else [v.strip() for v in a.variants.split(",") if v.strip()]
-        for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max}),
-                                 ("--steps", a.steps, {"steps": a.steps})):
-            try:
-                pipeline.check_options(**kw)
-            except ValueError as e:
-                raise UsageError(f"{arg} {value!r}: {e}") from e
-        out = check_out(a.out)
-    except (UsageError, DataError) as e:
+        check_out(a.out)
+    except UsageError as e:
         print(f"geo: error: {e}", file=sys.stderr)
         return 2
+    return lift(a.images, a.out, a.annotations, a.variant, a.png, a.device, a.max_frames, a.stride)
 
+
+def check_precomputed_arg(precomputed: str | None, data: str, profile: str) -> str | None:
+    """``reproduce --precomputed`` resolved to an absolute folder that holds at least one
+    stage JSON, each checked against ``data`` and ``profile``; None when not given.
+    UsageError naming the folder otherwise, so that no notebook starts on a bad one."""
+    if precomputed is None:
+        return None
+    pre = Path(precomputed).expanduser().resolve()
+    if not pre.is_dir():
+        raise UsageError(f"--precomputed {precomputed}: no such folder; expected the --out folder "
+                         f"of `python -m geo full-gpu`")
+    if not any((pre / f"{s}.json").exists() for s in PRECOMPUTED.values()):
+        raise UsageError(f"--precomputed {pre}: holds none of "
+                         f"{sorted(s + '.json' for s in PRECOMPUTED.values())}")
+    check_precomputed_folder(pre, data, profile)
+    return str(pre)
+
+
+def check_full_gpu(a) -> tuple[list[str], list[str] | None, Path]:
+    """``geo full-gpu``'s options checked before any stage starts: (stages, variants or
+    None for all, --out resolved); UsageError naming the first bad one."""
+    stages = [s.strip() for s in a.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise UsageError(f"--stages {a.stages!r}: unknown {bad}; expected a comma-separated list from {list(STAGES)}")
+    if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
+        raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
+    variants = None if a.variants is None else [v.strip() for v in a.variants.split(",") if v.strip()]
+    for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max}),
+                             ("--steps", a.steps, {"steps": a.steps})):
+        try:
+            pipeline.check_options(**kw)
+        except ValueError as e:
+            raise UsageError(f"{arg} {value!r}: {e}") from e
+    return stages, variants, check_out(a.out)
+
+
+def _full_gpu_command(a, data: str, stages: list[str], variants: list[str] | None, out: Path) -> int:
+    """``geo full-gpu`` with its options checked: the pipeline's stages; exit 2 when --out
+    holds another run's results, 130 when interrupted (the same command continues)."""
     try:
         return pipeline.run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max,
                             steps=a.steps)
@@ -363,6 +391,25 @@ def main(argv=None) -> int:
     except Interrupted as e:   # Ctrl-C or SIGTERM: checkpoints saved; the same command continues
         print(f"geo full-gpu: {e}", file=sys.stderr, flush=True)
         return 130
+
+
+def main(argv=None) -> int:
+    """``python -m geo``: parse ``argv``, check its arguments, run the command; returns the exit code."""
+    a = _parser().parse_args(argv)
+    if a.cmd == "lift":
+        return _lift_command(a)
+    try:   # every argument checked here; a bad one is exit 2 with its name, before any heavy work
+        data = check_data(a.data)
+        if a.cmd == "train":
+            return train_command(a, data)
+        if a.cmd == "reproduce":
+            return reproduce(data, a.profile, check_precomputed_arg(a.precomputed, data, a.profile))
+        checked = check_full_gpu(a)
+    except (UsageError, DataError) as e:
+        print(f"geo: error: {e}", file=sys.stderr)
+        return 2
+    # outside the check above: an error of the run itself is not reported as a bad argument
+    return _full_gpu_command(a, data, *checked)
 
 
 if __name__ == "__main__":

@@ -406,6 +406,85 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _overlay_writer(path: Path, fps: float, size, video: Path):
+    """An OpenCV mp4v writer of ``size`` frames at ``fps`` into ``path``; WildError naming
+    ``video`` when this OpenCV cannot encode one, before any frame is read."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        writer.release()
+        raise wild.WildError(f"{video}: OpenCV cannot write an mp4v video of {size[0]} x {size[1]} "
+                             f"for {path.name}; expected a video OpenCV can encode (or use --no-png)")
+    return writer
+
+
+def _track(video, est, where: Path, writer=None, progress: bool = True):
+    """Each frame of ``video`` through the 2D estimator ``est``: (frame indices, 16 joints
+    px, confidences, found) per frame, NaN where nobody was found (not an error). Each
+    frame goes to ``writer``, when given, with its skeleton drawn where found."""
+    from tqdm import tqdm
+
+    index, x2d, conf, found = [], [], [], []
+    bar = tqdm(video, total=video.planned(), desc=f"lift {where.name}", unit="frame", disable=not progress)
+    for i, frame in bar:
+        try:
+            d = est(frame, f"{where} frame {i}")
+        except wild.NoPerson:
+            d = None
+        index.append(i)
+        found.append(d is not None)
+        x2d.append(np.full((16, 2), np.nan, np.float32) if d is None else np.asarray(d.joints, np.float32))
+        c = None if d is None else d.confidence
+        conf.append(np.full(16, np.nan, np.float32) if c is None else np.asarray(c, np.float32))
+        if writer is not None:
+            if d is not None:
+                draw_skeleton(frame, d.joints, c)
+            writer.write(frame)
+    return index, x2d, conf, found
+
+
+def _video_arrays(index, x2d, conf, found, lifter_: Lifter, fps) -> dict:
+    """The ``<stem>.npz`` arrays (:func:`lift_video`) of a tracked video; the frames with a
+    person lifted as one batch, one pass of the encoder rather than one per frame."""
+    found_ = np.array(found, bool)
+    x2d_ = np.stack(x2d) if x2d else np.zeros((0, 16, 2), np.float32)
+    pose = np.full((len(found_), 17, 3), np.nan, np.float32)
+    if found_.any():
+        pose[found_] = lifter_(x2d_[found_])
+    fps = np.float64(fps if fps else np.nan)
+    return {"frame": np.array(index, np.int64), "time_s": np.array(index, np.float64) / fps, "found": found_,
+            "keypoints2d": x2d_, "confidence": np.stack(conf) if conf else np.zeros((0, 16), np.float32),
+            "pose3d": pose, "fps": fps, "joints_2d": np.array(SH16_NAMES), "joints_3d": np.array(H36M17_NAMES)}
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    """``arrays`` as compressed npz bytes, so that they are written by :func:`geo.commit.commit`
+    (temp file, then rename) like every other result."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _video_summary(path: Path, video, arrays: dict, stem: str, *, source: str, stride, max_frames, overlay_fps,
+                   meta: dict) -> dict:
+    """The ``<stem>.json`` summary of the video at ``path`` (opened as ``video``, a
+    :class:`geo.wild.Video`) from its npz ``arrays``, less the files' hashes, which the
+    write adds; ``stride`` and ``max_frames`` as the caller asked."""
+    missing = [int(i) for i in arrays["frame"][~arrays["found"]]]
+    return {"video": str(path), "source_2d": source, "fps": video.fps, "size_px": list(video.size),
+            "frames_declared": video.frames, "stride": stride, "max_frames": max_frames, "overlay_fps": overlay_fps,
+            "frames": len(arrays["frame"]), "frames_found": int(arrays["found"].sum()),
+            "frames_without_person": missing,
+            "npz": {"file": f"{stem}.npz", "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
+                    "units": "keypoints2d px; pose3d mm, camera frame of the video (x right, y down, "
+                             "z forward), root-relative (Hip = 0); confidence in [0, 1]; NaN where found "
+                             "is False"},
+            "confidence": "MediaPipe visibility, the least among the landmarks each joint is made from"
+                          if np.isfinite(arrays["confidence"]).any() else None,
+            "meta": meta}
+
+
 def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = None, estimator=None,
                png: bool = True, max_frames: int | None = None, stride: int = 1, progress: bool = True,
                log=print) -> dict:
@@ -428,9 +507,6 @@ def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = No
     mode, closed after). Returns the summary."""
     import shutil
 
-    import cv2
-    from tqdm import tqdm
-
     p, out = Path(path), Path(out_dir)
     stem = stem or p.stem
     overlay = out / f"{stem}_overlay.mp4"
@@ -443,59 +519,21 @@ def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = No
         out_fps = (video.fps or 25.0) / stride   # an overlay needs a rate; 25 when the file declares none
         if png:
             tmp = temp_dir(overlay)
-            writer = cv2.VideoWriter(str(tmp / overlay.name), cv2.VideoWriter_fourcc(*"mp4v"), out_fps, video.size)
-            if not writer.isOpened():
-                raise wild.WildError(f"{p}: OpenCV cannot write an mp4v video of {video.size[0]} x {video.size[1]} "
-                                     f"for {overlay.name}; expected a video OpenCV can encode (or use --no-png)")
-        index, x2d, conf, found = [], [], [], []
-        bar = tqdm(video, total=video.planned(), desc=f"lift {p.name}", unit="frame", disable=not progress)
-        for i, frame in bar:
-            try:
-                d = est(frame, f"{p} frame {i}")
-            except wild.NoPerson:
-                d = None
-            index.append(i)
-            found.append(d is not None)
-            x2d.append(np.full((16, 2), np.nan, np.float32) if d is None else np.asarray(d.joints, np.float32))
-            c = None if d is None else d.confidence
-            conf.append(np.full(16, np.nan, np.float32) if c is None else np.asarray(c, np.float32))
-            if writer is not None:
-                if d is not None:
-                    draw_skeleton(frame, d.joints, c)
-                writer.write(frame)
-        found_ = np.array(found, bool)
-        x2d_ = np.stack(x2d) if x2d else np.zeros((0, 16, 2), np.float32)
-        pose = np.full((len(found_), 17, 3), np.nan, np.float32)
-        if found_.any():
-            pose[found_] = lifter_(x2d_[found_])
-        fps = np.float64(video.fps if video.fps else np.nan)
-        arrays = {"frame": np.array(index, np.int64), "time_s": np.array(index, np.float64) / fps, "found": found_,
-                  "keypoints2d": x2d_, "confidence": np.stack(conf) if conf else np.zeros((0, 16), np.float32),
-                  "pose3d": pose, "fps": fps, "joints_2d": np.array(SH16_NAMES), "joints_3d": np.array(H36M17_NAMES)}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+            writer = _overlay_writer(tmp / overlay.name, out_fps, video.size, p)
+        arrays = _video_arrays(*_track(video, est, p, writer, progress), lifter_, video.fps)
+        npz = _npz_bytes(arrays)
         files = {}
-        if writer is not None:
+        if writer is not None:   # finished before it is hashed: the summary holds the whole file's sha256
             writer.release()
             writer = None
             files[overlay.name] = {"sha256": _file_sha256(tmp / overlay.name),
                                    "bytes": (tmp / overlay.name).stat().st_size}
-        missing = [int(i) for i, f in zip(index, found) if not f]
-        summary = {"video": str(p), "source_2d": MEDIAPIPE if own else getattr(est, "source", type(est).__name__),
-                   "fps": video.fps, "size_px": list(video.size), "frames_declared": video.frames,
-                   "stride": stride, "max_frames": max_frames, "overlay_fps": out_fps if png else None,
-                   "frames": len(index), "frames_found": int(found_.sum()), "frames_without_person": missing,
-                   "npz": {"file": f"{stem}.npz", "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
-                           "units": "keypoints2d px; pose3d mm, camera frame of the video (x right, y down, "
-                                    "z forward), root-relative (Hip = 0); confidence in [0, 1]; NaN where found "
-                                    "is False"},
-                   "confidence": "MediaPipe visibility, the least among the landmarks each joint is made from"
-                                 if np.isfinite(arrays["confidence"]).any() else None,
-                   "meta": meta}
+        source = MEDIAPIPE if own else getattr(est, "source", type(est).__name__)
+        summary = _video_summary(p, video, arrays, stem, source=source, stride=stride, max_frames=max_frames,
+                                 overlay_fps=out_fps if png else None, meta=meta)
         if tmp is not None:   # the overlay first, then the arrays, the summary (sidecar) last
             os.replace(tmp / overlay.name, overlay)
-        commit({out / f"{stem}.npz": buf.getvalue()}, out / f"{stem}.json",
-               lambda h: dumps({**summary, "files": {**files, **h}}))
+        commit({out / f"{stem}.npz": npz}, out / f"{stem}.json", lambda h: dumps({**summary, "files": {**files, **h}}))
     finally:
         if own and est is not None:
             est.close()
@@ -507,6 +545,73 @@ def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = No
     log(f"{p}: {summary['frames_found']} of {summary['frames']} frames with a person; wrote {out / stem}.npz"
         + (f", {overlay.name}" if png else "") + " and .json")
     return summary
+
+
+class _OnFirstUse:
+    """The image estimator, started at the first image that needs it: a batch of videos or
+    of annotated images never loads MediaPipe's image model."""
+
+    def __init__(self):
+        self.estimator = None
+
+    def __call__(self, image, where: str):
+        self.estimator = self.estimator or wild.Estimator()
+        return self.estimator(image, where)
+
+    def close(self) -> None:
+        if self.estimator is not None:
+            self.estimator.close()
+
+
+def _lift_meta(variant: str, lifter_: Lifter, device, ann) -> dict:
+    """The ``meta`` of every result of one ``geo lift``: which weights lifted it, on what
+    device, from which 2D estimator (None for annotations), and where it was made."""
+    return {"variant": variant, "encoder_sha256": lifter_.meta.get("encoder_sha256"),
+            "regressor_sha256": lifter_.meta.get("sha256"), "regressor_data": lifter_.meta.get("data"),
+            "regressor_train_subjects": lifter_.meta.get("train_subjects"),
+            "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"), "lifter_device": str(device),
+            "estimator": wild.version() if ann is None else None, **stamp()}
+
+
+def _people(path: Path, image, ann, est) -> list:
+    """[(16 joints px, source of the 2D, confidence or None)] of the people in ``image``:
+    every annotated person of ``ann`` (MPII annotations), else the one ``est`` finds."""
+    if ann is not None:
+        return [(fill_missing(x, v), f"annotation ({ann.source})", None) for x, v, _ in annotated_people(ann, path)]
+    d = detect(est, image, str(path))
+    return [(d.joints, MEDIAPIPE, d.confidence)]
+
+
+def _png(image, path: Path, source: str, x16, pose, variant: str) -> bytes:
+    """The PNG of one lifted person: ``image`` with its 2D joints beside the 3D pose."""
+    import matplotlib.pyplot as plt
+
+    fig = Q.figure_wild([{"image": image, "name": path.name, "note": source,
+                          "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _lift_image(path: Path, stem_: str, out: Path, lifter_: Lifter, meta: dict, ann, est, png: bool,
+                variant: str, log=print) -> None:
+    """One image's people lifted, each written into ``out`` as ``<name>.json`` and, with
+    ``png``, ``<name>.png`` (``name`` is ``stem_``, or ``stem_.personK`` when there are several)."""
+    img = wild.read_image(path)
+    people = _people(path, img, ann, est)
+    for k, (x16, source, conf) in enumerate(people):
+        pose = lifter_(x16[None])[0]
+        name = stem_ if len(people) == 1 else f"{stem_}.person{k}"
+        result = result_json(path, k, source, x16, pose, meta, confidence=conf)
+        if not png:
+            commit({}, out / f"{name}.json", lambda h, result=result: dumps(result))
+            log(f"{path}: wrote {out / name}.json")
+            continue
+        # the PNG and its JSON as one set; the JSON holds the PNG's sha256
+        commit({out / f"{name}.png": _png(img, path, source, x16, pose, variant)}, out / f"{name}.json",
+               lambda h, result=result: dumps({**result, "png_sha256": h[f"{name}.png"]["sha256"]}))
+        log(f"{path}: wrote {out / name}.png and .json")
 
 
 def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progress: bool = True,
@@ -525,64 +630,32 @@ def lift_images(paths, out_dir, variant: str = "DG+AUG", annotations=None, progr
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from tqdm import tqdm
 
     dev = resolve_device(device)
-    ann = None
-    if annotations is not None:
-        ann = load_mpii_json(annotations, zero_based=True)
+    ann = None if annotations is None else load_mpii_json(annotations, zero_based=True)
     lifter_ = load_committed(variant, weights_dir).to(dev)
-    est = None   # the image estimator, started at the first image that needs it
+    est = _OnFirstUse()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"variant": variant, "encoder_sha256": lifter_.meta.get("encoder_sha256"),
-            "regressor_sha256": lifter_.meta.get("sha256"), "regressor_data": lifter_.meta.get("data"),
-            "regressor_train_subjects": lifter_.meta.get("train_subjects"),
-            "regressor_test_mpjpe_mm": lifter_.meta.get("test_mpjpe"), "lifter_device": str(dev),
-            "estimator": wild.version() if ann is None else None, **stamp()}
+    meta = _lift_meta(variant, lifter_, dev, ann)
     failed = 0
     paths = expand_inputs(paths)
     for p, stem_ in tqdm(list(zip(paths, output_stems(paths))), desc="lift", unit="input", disable=not progress):
         try:
-            if wild.is_video(p):
-                if ann is not None:
-                    raise wild.WildError(f"{p}: a video, but --annotations gives 2D joints for MPII images only; "
-                                         "expected an image of the annotations (videos need the 2D estimator)")
+            if not wild.is_video(p):
+                _lift_image(p, stem_, out, lifter_, meta, ann, est, png, variant, log)
+            elif ann is not None:
+                raise wild.WildError(f"{p}: a video, but --annotations gives 2D joints for MPII images only; "
+                                     "expected an image of the annotations (videos need the 2D estimator)")
+            else:
                 lift_video(p, out, lifter_, meta, stem=stem_, png=png, max_frames=max_frames, stride=stride,
                            progress=progress, log=log)
-                continue
-            img = wild.read_image(p)
-            if ann is not None:
-                people = [(fill_missing(x, v), f"annotation ({ann.source})", None)
-                          for x, v, _ in annotated_people(ann, p)]
-            else:
-                est = est or wild.Estimator()
-                d = detect(est, img, str(p))
-                people = [(d.joints, MEDIAPIPE, d.confidence)]
-            for k, (x16, source, conf) in enumerate(people):
-                pose = lifter_(x16[None])[0]
-                name = stem_ if len(people) == 1 else f"{stem_}.person{k}"
-                result = result_json(p, k, source, x16, pose, meta, confidence=conf)
-                if not png:
-                    commit({}, out / f"{name}.json", lambda h, result=result: dumps(result))
-                    log(f"{p}: wrote {out / name}.json")
-                    continue
-                fig = Q.figure_wild([{"image": img, "name": p.name, "note": source,
-                                      "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
-                buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-                plt.close(fig)
-                # the PNG and its JSON as one set; the JSON holds the PNG's sha256
-                commit({out / f"{name}.png": buf.getvalue()}, out / f"{name}.json",
-                       lambda h, result=result: dumps({**result, "png_sha256": h[f"{name}.png"]["sha256"]}))
-                log(f"{p}: wrote {out / name}.png and .json")
         except OSError as e:   # a write (or read) error costs this input, not the batch
             failed += 1
             print(f"geo lift: error: {p}: cannot write its results into {out} ({e.strerror or e})", file=sys.stderr)
         except (wild.WildError, DataError, ValueError) as e:
             failed += 1
             print(f"geo lift: error: {e}", file=sys.stderr)
-    if est is not None:
-        est.close()
+    est.close()
     return failed

@@ -164,3 +164,18 @@ def test_non_positive_steps(capsys, tmp_path):
 def test_non_positive_k_max(capsys, tmp_path):
     _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--k-max", "0"], "--k-max")
     assert not (tmp_path / "o").exists()
+
+
+def test_full_gpu_passes_its_checked_options_to_the_pipeline(tmp_path, monkeypatch):
+    """Options that pass the checks reach the pipeline parsed (lists without blanks) and
+    --out resolved against the caller's directory, nothing created before the run."""
+    import geo.pipeline
+
+    calls = []
+    monkeypatch.setattr(geo.pipeline, "run", lambda *a, **k: calls.append((a, k)) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["full-gpu", "--data", "embedded", "--out", "o", "--stages", " fig5, ,tables ",
+                     "--profile", "tiny", "--variants", "SG, DG+AUG", "--k-max", "40", "--steps", "3"]) == 0
+    assert calls == [(("embedded", tmp_path.resolve() / "o", ["fig5", "tables"], "tiny", None, None),
+                      {"variants": ["SG", "DG+AUG"], "k_max": 40, "steps": 3})]
+    assert not (tmp_path / "o").exists()

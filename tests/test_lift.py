@@ -281,6 +281,24 @@ def test_cli_lifts_a_video_frame_by_frame_into_one_npz_an_overlay_and_a_summary(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]        # no temp file or folder left
 
 
+def test_video_arrays_lift_only_the_frames_with_a_person_in_one_batch():
+    """A tracked video's frames with a person go to the lifter together (one encoder
+    pass); the others stay NaN; times come from the declared rate, NaN without one."""
+    calls = []
+
+    def lifter(x):
+        calls.append(x.shape)
+        return np.ones((len(x), 17, 3), np.float32)
+
+    nobody = np.full((16, 2), np.nan, np.float32)
+    track = ([0, 2, 4], [nobody, _person(), _person(1)], [np.full(16, np.nan, np.float32)] * 3, [False, True, True])
+    a = L._video_arrays(*track, lifter, 10.0)
+    assert calls == [(2, 16, 2)]
+    assert np.isnan(a["pose3d"][0]).all() and (a["pose3d"][1:] == 1).all()
+    assert a["frame"].tolist() == [0, 2, 4] and np.allclose(a["time_s"], [0, 0.2, 0.4])
+    a = L._video_arrays(*track, lifter, None)
+    assert np.isnan(a["fps"]) and np.isnan(a["time_s"]).all()
+
 def test_video_stride_max_frames_no_png_and_bad_videos(write_video, committed, fake_estimator, tmp_path, capsys):
     clips = tmp_path / "clips"
     clips.mkdir()
