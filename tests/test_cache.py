@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tarfile
 from pathlib import Path
 
@@ -153,12 +154,15 @@ def test_train_waits_for_another_process_on_its_folder(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     holder = _hold_elsewhere(out, 3)
+    t_held = time.time()
     try:
         ds = load("embedded")
         cfg = config_for("SG", "quick", steps=2, batch=4, generator=dict(width=4, points=8))
         train(cfg, PairSource(ds, ds.train_subjects), out, progress=False)
-        assert f"in use by process {holder.pid}; waiting" in capsys.readouterr().out
-        assert holder.poll() is not None and load_checkpoint(out)[2]["step"] == 2
+        # it returned only after the holder's 3 s (a lower bound: load only makes it later);
+        # the holder, having released the lock, exits on its own
+        assert time.time() - t_held >= 2.0 and f"in use by process {holder.pid}; waiting" in capsys.readouterr().out
+        assert holder.wait(timeout=60) == 0 and load_checkpoint(out)[2]["step"] == 2
     finally:
         holder.kill()
         holder.wait()
