@@ -1,4 +1,4 @@
-"""Mutation score of the test suite (issue 13 item 6), a benchmark outside CI.
+"""Mutation score of the test suite, a benchmark outside CI.
 
 Runs mutmut (https://pypi.org/project/mutmut/, 3.x) over geo/metrics.py, geo/cameras.py,
 geo/render.py, geo/pairs.py and geo/regress.py, each module against its own test files

@@ -95,7 +95,7 @@ def test_a_second_run_skips_finished_stages(bundle):
 def test_a_later_lease_continues_from_the_weights(bundle, tmp_path):
     """Weights that came back (and get committed) are where the next GPU run starts: with
     them in the weights folder, a fresh run's schedule adds its new steps to theirs and
-    the generators continue their step count (issue 8 items 3 and 5)."""
+    the generators continue their step count."""
     out, _, _ = bundle
     wdir = tmp_path / "weights"
     with tarfile.open(out / "results.tar") as t:

@@ -218,3 +218,44 @@ def test_profiles_live_in_one_plain_module():
 
 def test_profile_tables_check_finds_one():
     assert profile_tables(ast.parse('X = {"quick": 1, "full": 2}\nY = {"a": 1}\n')) == ["X"]
+
+
+def code_lines(node: ast.AST, lines: list[str]) -> int:
+    """Lines of a function that are code: not blank, not a comment, not its docstring."""
+    doc = set()
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        doc = set(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(1 for i in range(node.lineno, node.end_lineno + 1)
+               if lines[i - 1].strip() and not lines[i - 1].strip().startswith("#") and i not in doc)
+
+
+def test_no_function_over_70_lines_of_code():
+    """Functions read top to bottom on one screen: a longer one is split by job."""
+    long = []
+    for m, p in FILES.items():
+        src = p.read_text()
+        lines = src.splitlines()
+        long += [f"{m}.{n.name}: {code_lines(n, lines)}" for n in ast.walk(ast.parse(src))
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and code_lines(n, lines) > 70]
+    assert not long, long
+
+
+def test_code_lines_skip_docstring_comments_and_blanks():
+    src = 'def f():\n    """Doc\n    string."""\n    # why\n\n    x = 1\n    return x\n'
+    assert code_lines(ast.parse(src).body[0], src.splitlines()) == 3
+
+
+def test_the_project_speaks_only_of_itself():
+    """No code, test or README line speaks of how machines are lent or cites an issue by
+    number: the project speaks of a GPU, a time budget, a run; a number's history belongs
+    in benchmarks/results/."""
+    import re
+
+    pat = re.compile(r"\b(" + "lea" + r"ses?|" + "iss" + r"ues? #?[0-9]+)\b", re.I)   # split: this file must pass
+    root = GEO.parent
+    paths = [*FILES.values(), *sorted((root / "tests").glob("*.py")), root / "README.md"]
+    hits = [f"{p.relative_to(root)}:{i}" for p in paths for i, line in enumerate(p.read_text().splitlines(), 1)
+            if pat.search(line)]
+    assert not hits, hits

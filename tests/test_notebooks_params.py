@@ -45,7 +45,7 @@ def test_no_outputs_committed(nb):
 
 
 def test_long_steps_show_progress(nb):
-    """Issue 12 item 16: the notebooks' long steps (training, encoding, sweeps) print
+    """The notebooks' long steps (training, encoding, sweeps) print
     progress to papermill's log and the terminal; none turns it off."""
     quiet = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "progress=False" in c.source.replace(" ", "")]
     assert not quiet, f"cells {quiet} call geo with progress=False: long steps must show progress"

@@ -256,7 +256,7 @@ def test_figure_never_left_without_its_sidecar(figs):
 
 
 def test_plotly_html_opens_offline(figs):
-    """Issue 12 item 15: no CDN. The HTML loads plotly.js by a relative path from a file
+    """No CDN: the HTML loads plotly.js by a relative path from a file
     written beside it, once, holding the installed plotly's library."""
     import re
 
@@ -283,7 +283,7 @@ def test_plotly_html_opens_offline(figs):
 
 
 def test_wall_time_is_the_work_not_the_save(figs):
-    """Issue 12 item 14: the sidecar's wall_time_s is the time of the work the result
+    """The sidecar's wall_time_s is the time of the work the result
     comes from -- since the Provenance was made (before the work) -- and for a result drawn
     from an earlier run, that run's work time, not the seconds the drawing took."""
     import time

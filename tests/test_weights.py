@@ -95,10 +95,10 @@ def test_encoder_only_set(trained, tmp_path):
 
 
 def test_training_continues_from_saved_weights(trained, tmp_path, monkeypatch):
-    """A later GPU run adds steps to the committed weights instead of starting over
-    (issue 8 items 3 and 5): a run folder without a checkpoint starts from weights of the
-    same identity and data, continues their step count and history, and warm-restarts the
-    schedule; other configs or data start from scratch."""
+    """A later GPU run adds steps to the committed weights instead of starting over: a run
+    folder without a checkpoint starts from weights of the same identity and data,
+    continues their step count and history, and warm-restarts the schedule; other configs
+    or data start from scratch."""
     from geo import experiments as E
     from geo.train import lr_at
 
