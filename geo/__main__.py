@@ -28,10 +28,8 @@ import time
 import os
 from pathlib import Path
 
-from geo import distributed as D
-from geo import lift as L
+from geo import distributed
 from geo import pipeline
-from geo import train as T
 from geo import wild
 from geo.cache import StaleCache
 from geo.data import DataError
@@ -41,7 +39,9 @@ from geo.lock import Busy, hold
 from geo.pipeline import STAGES
 from geo.profiles import RUNS, TRAIN
 from geo.results import REPO, Provenance, figures_dir, runs_dir
-from geo.train import VARIANTS, Interrupted
+from geo.lift import expand_inputs, lift_images, resolve_device
+from geo.train import VARIANTS, CheckpointError, Interrupted, StaleCheckpoint, command, config_for
+from geo.train import check_out as check_run_folder   # the run folder's checkpoint against the config
 from geo.weights import WeightsError
 
 NOTEBOOKS = REPO / "notebooks"
@@ -167,12 +167,12 @@ def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = Tru
         for name, v in (("--max-frames", max_frames), ("--stride", stride)):
             if v is not None and v < 1:
                 raise UsageError(f"{name} {v}: expected a positive integer")
-        dev = L.resolve_device(device, "--device")   # refused before the estimator or the weights load
+        dev = resolve_device(device, "--device")   # refused before the estimator or the weights load
         if annotations is None:
             wild.require()
 
-        images = L.expand_inputs(images)   # folders and patterns: refused before the estimator starts
-        failed = L.lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant,
+        images = expand_inputs(images)   # folders and patterns: refused before the estimator starts
+        failed = lift_images(images, Path(out).expanduser().resolve(), annotations=annotations, variant=variant,
                              png=png, device=dev, max_frames=max_frames, stride=stride)
     except (wild.MissingExtra, WeightsError, DataError, ValueError) as e:
         print(f"geo: error: {e}", file=sys.stderr)
@@ -187,7 +187,7 @@ def train_command(a, data: str) -> int:
     group torchrun describes (if any) and train (:func:`geo.train.command`)."""
     if a.variant == "I_SG":
         raise UsageError("--variant I_SG: needs Human3.6M video frames, which no supported data has; "
-                         f"expected one of {[v for v in T.VARIANTS if v != 'I_SG']}")
+                         f"expected one of {[v for v in VARIANTS if v != 'I_SG']}")
     for name in ("steps", "batch", "lr"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             raise UsageError(f"--{name} {getattr(a, name)}: expected a positive number")
@@ -196,37 +196,37 @@ def train_command(a, data: str) -> int:
     if a.seed is not None and not 0 <= a.seed <= SEED_MAX:   # what torch and numpy can seed with
         raise UsageError(f"--seed {a.seed}: expected an integer from 0 to 2**63 - 1")
     over = {k: getattr(a, k) for k in ("steps", "batch", "lr", "seed") if getattr(a, k) is not None}
-    cfg = T.config_for(a.variant, a.profile, **over)
-    world = D.env_world()
+    cfg = config_for(a.variant, a.profile, **over)
+    world = distributed.env_world()
     if cfg.batch % world:
         raise UsageError(f"--batch {cfg.batch}: the global batch does not split over WORLD_SIZE={world} ranks; "
                          f"expected a multiple of {world}")
     out = check_out(a.out)
     with contextlib.ExitStack() as held:
-        if D.is_main():   # another process training in --out: refused before anything is read or loaded
+        if distributed.is_main():   # another process training in --out: refused before anything is read or loaded
             try:
                 held.enter_context(hold(out))
             except Busy as e:
                 raise UsageError(f"--out {e}") from e
-        return _train_in(a, T, D, cfg, data, out)
+        return _train_in(a, cfg, data, out)
 
 
-def _train_in(a, T, D, cfg, data: str, out: Path) -> int:
+def _train_in(a, cfg, data: str, out: Path) -> int:
     """The rest of ``geo train``, with ``out`` held: its checkpoint checked, then training."""
     try:
-        start = T.check_out(out, cfg, a.resume)
-    except (ValueError, T.StaleCheckpoint, T.CheckpointError) as e:
+        start = check_run_folder(out, cfg, a.resume)
+    except (ValueError, StaleCheckpoint, CheckpointError) as e:
         raise UsageError(str(e)) from e
-    if a.resume and start == 0 and D.is_main():
+    if a.resume and start == 0 and distributed.is_main():
         print(f"--resume: {out} holds no checkpoint (last.pt); starting from step 0", flush=True)
-    device = D.init_from_env()
+    device = distributed.init_from_env()
     try:
-        T.command(cfg, data, out, start, device, init_from="auto" if a.resume else "scratch")
-    except T.Interrupted as e:   # Ctrl-C or SIGTERM: the checkpoint is saved; one line, no traceback
+        command(cfg, data, out, start, device, init_from="auto" if a.resume else "scratch")
+    except Interrupted as e:   # Ctrl-C or SIGTERM: the checkpoint is saved; one line, no traceback
         print(f"geo train: {e}", file=sys.stderr, flush=True)
         return 130
     finally:
-        D.close()
+        distributed.close()
     return 0
 
 

@@ -167,7 +167,7 @@ def synthesis_quality(models, ds: Dataset, variant: str, n: int = 1024, seed: in
     ious, l2s = [], []
     for s in range(0, n, 256):
         b = src.sample(min(256, n - s), same_view=variant == "AE", width=g.cfg.line_width)
-        out = synthesise(g, b, variant)
+        out = synthesise(g, b.maps_i, None if variant == "AE" else b.R_ij)
         ious.append(map_iou(out, b.maps_j).cpu())     # the measure train() logs on held-out pairs
         l2s.append((out.float() - b.maps_j.float()).pow(2).mean((1, 2, 3)).cpu())
     iou = torch.cat(ious)
@@ -175,7 +175,7 @@ def synthesis_quality(models, ds: Dataset, variant: str, n: int = 1024, seed: in
             "pairs": n}
 
 
-def _splits(ds, input2d, profile: str = "full"):
+def splits(ds, input2d, profile: str = "full"):
     """Train rows (the training subjects only) and test rows (the test subjects only) of the
     regressors, subsampled as the profile says. Each :class:`geo.regress.Split` carries its
     per-row ``subjects`` and a ``note`` on the subsample."""
@@ -220,7 +220,7 @@ def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), prog
         raise ValueError(f"k_range {k_range!r}: expected (k_min, k_max) with k_min <= k_max")
     rows = []
     for input2d in inputs:
-        tr, te = _splits(ds, input2d, profile)
+        tr, te = splits(ds, input2d, profile)
         n = len(tr.y)
         ks = [k for k in _fig5_ks(n, ex) if k_range is None or k_range[0] <= k <= k_range[1]]
         if not ks:
@@ -311,7 +311,7 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: 
     Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC).
     Per ladder, the rungs with G (and their seeds) train together as one batched model."""
     ex = EXPERIMENTS[profile]
-    tr, te = _splits(ds, "sh", profile)
+    tr, te = splits(ds, "sh", profile)
     n = len(tr.y)
     if k is not None and k < 2:
         raise ValueError(f"k = {k}: expected at least 2 labelled rows per seed")

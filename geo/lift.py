@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 import geo.data
-from geo import qualitative as Q
 from geo import regress
 from geo import wild
 from geo.commit import commit, temp_dir
@@ -49,7 +48,7 @@ from geo.device import resolve
 from geo.layouts import to_sh16
 from geo.models import Regressor, RegressorConfig
 from geo.profiles import LIFT
-from geo.qualitative import _SH_RIGHT
+from geo.qualitative import _SH_RIGHT, figure_wild
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
 from geo.skeleton import H36M17_NAMES, SH16_BONES, SH16_NAMES, SH16_PARENTS
@@ -586,7 +585,7 @@ def _png(image, path: Path, source: str, x16, pose, variant: str) -> bytes:
     """The PNG of one lifted person: ``image`` with its 2D joints beside the 3D pose."""
     import matplotlib.pyplot as plt
 
-    fig = Q.figure_wild([{"image": image, "name": path.name, "note": source,
+    fig = figure_wild([{"image": image, "name": path.name, "note": source,
                           "paths": {"2D joints": (x16, pose, None)}}], f"{variant}: image -> 2D -> G -> 3D")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")

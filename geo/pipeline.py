@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from geo import experiments as E
+from geo import experiments
 from geo import tables
 from geo import weights
 from geo.cache import claim
@@ -50,7 +50,7 @@ from geo.pairs import PairSource
 from geo.profiles import EXPERIMENTS, RUNS
 from geo.results import REPO, Provenance, atomic_write, dumps
 from geo.train import DEFAULT_SHARES, config_for, load_checkpoint, measure_throughput, steps_for_budget
-from geo.train import TRAINED as VARIANTS   # AE, SG, SG+AUG, DG+AUG
+from geo.train import TRAINED   # AE, SG, SG+AUG, DG+AUG: the variants a run trains
 
 STAGES = ("bench", "generators", "fig5", "fig6", "regressors", "tables")
 # Generators whose weights come back from the GPU run and are committed (weights/): what
@@ -81,12 +81,12 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
 
 
 def check_options(variants=None, k_max: int | None = None, steps: int | None = None) -> None:
-    """:func:`run`'s ``variants`` (some of :data:`VARIANTS`), ``k_max`` and ``steps`` (positive),
+    """:func:`run`'s ``variants`` (some of :data:`TRAINED`), ``k_max`` and ``steps`` (positive),
     checked before any work; ValueError naming the bad value otherwise (the CLI adds the option)."""
     if variants is not None:
-        bad = [v for v in variants if v not in VARIANTS]
+        bad = [v for v in variants if v not in TRAINED]
         if bad or not variants:
-            raise ValueError(f"{f'unknown {bad}' if bad else 'none given'}; expected some of {list(VARIANTS)}")
+            raise ValueError(f"{f'unknown {bad}' if bad else 'none given'}; expected some of {list(TRAINED)}")
     if k_max is not None and k_max < 1:
         raise ValueError("expected a positive number of labelled rows")
     if steps is not None and steps < 1:
@@ -96,7 +96,7 @@ def check_options(variants=None, k_max: int | None = None, steps: int | None = N
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
         commit: str | None = None, variants=None, k_max: int | None = None, steps: int | None = None) -> int:
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
-    generators stage trains (default all four, :data:`VARIANTS`), with their time shares
+    generators stage trains (default all four, :data:`TRAINED`), with their time shares
     rescaled to the whole training time, e.g. to train on each core its own variants, in
     its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
@@ -117,12 +117,12 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     out.mkdir(parents=True, exist_ok=True)
     # a stage JSON (or schedule.json) in OUT is skipped as done only when this data,
     # profile (and choice of variants) made it (geo.cache: StaleCache before any work otherwise)
-    claim(out, {"data_identity": E.data_identity(data), "profile": profile,
+    claim(out, {"data_identity": experiments.data_identity(data), "profile": profile,
                 **({"variants": list(variants)} if variants is not None else {}),
                 **({"k_max": int(k_max)} if k_max is not None else {}),
                 **({"steps": int(steps)} if steps is not None else {})})
     ds = load(data)
-    dev = E.device()
+    dev = experiments.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
          f"profile {profile}; budget {budget_s} s; stages {list(stages)}")
     if dev == "cuda":
@@ -185,7 +185,7 @@ class Run:
         if variant not in self.encoders:
             steps = json.loads(self.steps_path.read_text())["steps"][variant] if self.steps_path.exists() else None
             models, _, folder = _generator(self.ds, self.data, variant, self.P, steps, None)
-            self.encoders[variant] = (models["phi_psi"].encoder, E.generator_record(variant, models, folder))
+            self.encoders[variant] = (models["phi_psi"].encoder, experiments.generator_record(variant, models, folder))
         return self.encoders[variant][0]
 
     def records(self, *variants) -> dict:
@@ -224,7 +224,7 @@ def _stage_generators(ctx: Run, path: Path):
 def _stage_fig5(ctx: Run, path: Path):
     t0, prov = time.time(), ctx.provenance("seeds")
     k_max = ctx.P.get("k_max")
-    r = E.fig5(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.P["exp_profile"], progress=True,
+    r = experiments.fig5(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.P["exp_profile"], progress=True,
                k_range=(1, k_max) if k_max else None)
     _log("fig5 gain", r["gain_pct"])
     _write_stage(ctx, "fig5", r, prov, t0, "DG+AUG")
@@ -232,10 +232,10 @@ def _stage_fig5(ctx: Run, path: Path):
 
 def _stage_fig6(ctx: Run, path: Path):
     t0, prov = time.time(), ctx.provenance("fig6_seeds")
-    r = E.fig6(ctx.ds, {**{v: ctx.encoder_of(v) for v in VARIANTS}, "I_SG": None}, ctx.P["exp_profile"],
+    r = experiments.fig6(ctx.ds, {**{v: ctx.encoder_of(v) for v in TRAINED}, "I_SG": None}, ctx.P["exp_profile"],
                progress=True, k=ctx.P.get("k_max"))
     _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
-    _write_stage(ctx, "fig6", r, prov, t0, *VARIANTS)
+    _write_stage(ctx, "fig6", r, prov, t0, *TRAINED)
 
 
 def _stage_regressors(ctx: Run, path: Path):
@@ -287,7 +287,7 @@ def _generator(ds, data, variant, P, steps, heldout):
         over["steps"] = steps
     # without a schedule in OUT (a stage run on its own, e.g. Figure 5 of the committed
     # generators) a saved set of the profile's config is used as it is, not trained further
-    return E.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
+    return experiments.generator(ds, data, variant, P["train_profile"], 0, progress=True, heldout=heldout,
                        prefer_weights=steps is None, continue_weights=True, weights_from=_weights_from(P),
                        committed=False, **over)
 
@@ -301,14 +301,14 @@ def _saved_steps(data, variant, P) -> int:
     """Steps of the saved weights (``weights/``) this run continues ``variant`` from: those
     of the same configuration and data, else 0 (trained from scratch)."""
     cfg = config_for(variant, P["train_profile"], **{**P["train_over"], "steps": 10**12})
-    init = weights.initial(cfg, E.data_identity(data), _weights_from(P))   # the same test train() will make
+    init = weights.initial(cfg, experiments.data_identity(data), _weights_from(P))   # the same test train() will make
     return 0 if init is None else init["step"]
 
 
 def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path: Path) -> dict:
     """Train the four variants with steps sized from the measured throughput (or to
     ``P["steps"]`` each, when the run asks for a number)."""
-    variants = P.get("variants", VARIANTS)
+    variants = P.get("variants", TRAINED)
     shares = {v: DEFAULT_SHARES[v] / sum(DEFAULT_SHARES[u] for u in variants) for v in variants}
     if steps_path.exists():
         steps = json.loads(steps_path.read_text())["steps"]
@@ -336,13 +336,13 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
                                         "pairs_per_s": pps, "train_s": train_s, "shares": shares}))
         _log(f"schedule for {train_s:.0f} s of training: pairs/s {pps} -> new steps {new}; "
              f"continuing from saved weights at {saved}")
-    heldout = PairSource(ds, ds.test_subjects, device=E.device(), seed=123)
+    heldout = PairSource(ds, ds.test_subjects, device=experiments.device(), seed=123)
     res = {}
-    for v in [v for v in P.get("order", VARIANTS) if v in variants]:
+    for v in [v for v in P.get("order", TRAINED) if v in variants]:
         models, hist, run = _generator(ds, data, v, P, steps[v], heldout)
-        encoders[v] = (models["phi_psi"].encoder, E.generator_record(v, models, run))
-        cfg, _, state = load_checkpoint(run, E.device())
-        quality = E.synthesis_quality(models, ds, v)
+        encoders[v] = (models["phi_psi"].encoder, experiments.generator_record(v, models, run))
+        cfg, _, state = load_checkpoint(run, experiments.device())
+        quality = experiments.synthesis_quality(models, ds, v)
         res[v] = {"history": hist, "quality": quality, "config": asdict(cfg), "steps": state["step"],
                   "run": run.name}
         _log(v, {k: quality[k] for k in ("iou", "l2_per_pixel")}, "steps", state["step"],

@@ -32,6 +32,7 @@ from geo.metrics import mpjpe  # noqa: F401 - per-pose MPJPE, re-exported for th
 from geo.models import rotate
 from geo.render import render
 from geo.skeleton import H36M17_PARENTS, SH16_BONES
+from geo.train.evaluate import synthesise
 
 # Bone pairs of SH16 that share no joint: their overlap in the image is self-occlusion.
 _DISJOINT = [(a, b) for a in range(15) for b in range(a + 1, 15) if not set(SH16_BONES[a]) & set(SH16_BONES[b])]
@@ -68,7 +69,7 @@ class Views:
     keys: list
 
 
-def test_views(ds, subjects=None, every: int = 5) -> Views:
+def heldout_views(ds, subjects=None, every: int = 5) -> Views:
     """Every ``every``-th frame of ``subjects`` (default the test subjects), each camera as
     the input view, the next camera (in id order) as the target view."""
     xs_i, xs_j, ys, Rs, keys = [], [], [], [], []
@@ -134,15 +135,13 @@ def pick_pair(views: Views, rng_seed: int = 0, candidates: int = 400, target_mm:
 
 
 @torch.no_grad()
-def synthesise(generator, x_i, R_ij) -> np.ndarray:
-    """The target view's skeleton maps psi(R(i->j) x phi(S_i)) (Eq. 1), (N, 15, 64, 64)."""
+def synthesise_poses(generator, x_i, R_ij) -> np.ndarray:
+    """The target view's skeleton maps psi(R(i->j) x phi(S_i)) (Eq. 1), (N, 15, 64, 64), of
+    2D poses ``x_i`` (N, 16, 2) px: drawn as maps, then :func:`geo.train.evaluate.synthesise`."""
     dev = next(generator.parameters()).device
-    maps = precision.to_layout(render(torch.as_tensor(np.asarray(x_i, np.float32), device=dev),
-                                      width=generator.cfg.line_width, dtype=precision.map_dtype(dev)))
-    with precision.autocast(dev):   # bf16 where the device has bf16 units (geo.precision)
-        g = generator.encoder(maps)
-        out = generator.decoder(rotate(g, torch.as_tensor(R_ij, dtype=torch.float32, device=dev)))
-    return out.float().cpu().numpy()
+    maps = render(torch.as_tensor(np.asarray(x_i, np.float32), device=dev), width=generator.cfg.line_width,
+                  dtype=precision.map_dtype(dev))
+    return synthesise(generator, maps, torch.as_tensor(R_ij, dtype=torch.float32, device=dev)).float().cpu().numpy()
 
 
 @torch.no_grad()
@@ -403,6 +402,6 @@ def pck_error(est16, ann16, visible) -> dict:
             "joints": int(len(d))}
 
 
-__all__ = ["occlusion", "training_subject", "OCCLUSION_NOTE", "test_views", "pick_occluded", "pick_pair", "synthesise", "decode", "interpolate", "yaw",
+__all__ = ["occlusion", "training_subject", "OCCLUSION_NOTE", "heldout_views", "pick_occluded", "pick_pair", "synthesise_poses", "decode", "interpolate", "yaw",
            "mpjpe", "figure3", "figure4", "figure4_plotly", "figure_wild", "crop_to", "pck_error", "maps_rgb", "draw_2d",
            "draw_3d", "Views"]

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geo import experiments as E
+from geo import experiments
 from geo import integral
 from geo import metrics, regress
 from geo.data.identity import data_tag
@@ -223,7 +223,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
     Human3.6M video frames (:func:`geo.integral.frame_path`), for Regression#3's status.
 
     For each 2D input (stacked-hourglass detections "sh", ground-truth projections "gt"):
-    the training and test rows of :func:`geo.experiments._splits` and their G (encoded
+    the training and test rows of :func:`geo.experiments.splits` and their G (encoded
     once); then per split -- "standard" (all cameras: Protocols #1 and #2 from the same
     fits) and "camera" (Protocol #3: three cameras of the training subjects train, the
     fourth camera of the test subjects tests) -- one :func:`geo.regress.fit_many` over every
@@ -238,7 +238,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
     have ``status`` "needs video frames" and no numbers."""
     ex = EXPERIMENTS[profile]
     seeds = list(ex["fig6_seeds"] if seeds is None else seeds)
-    device = device or E.device()
+    device = device or experiments.device()
     folder = cache_dir(data, profile) if cache is True else (Path(cache) if cache else None)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad:
@@ -265,7 +265,7 @@ def compute(ds, encoder, data: str, profile: str = "quick", inputs=("sh", "gt"),
             jobs = [(method, regress.FitConfig(kind, use_2d, use_g, seed=s, profile=profile, hidden=ex["hidden"],
                                                steps=steps))
                     for method, (kind, use_2d, use_g) in METHODS.items() for s in seeds]
-            key = _hash(enc_key, E.data_identity(data), split, input2d, [(m, repr(c)) for m, c in jobs],
+            key = _hash(enc_key, experiments.data_identity(data), split, input2d, [(m, repr(c)) for m, c in jobs],
                         tr.note, te.note, len(train["y"]), len(test["y"]))
 
             def fit():
@@ -301,7 +301,7 @@ def _encoded_splits(ds, encoder, inputs, profile: str, folder, device, progress:
     :func:`geo.regress.fit_many` takes, with G encoded once (and cached in ``folder``)."""
     data_in = {}
     for input2d in inputs:
-        tr, te = E._splits(ds, input2d, profile)
+        tr, te = experiments.splits(ds, input2d, profile)
         g_tr = encode_cached(encoder, tr.x2d, folder, device, progress=progress)
         g_te = encode_cached(encoder, te.x2d, folder, device, progress=progress)
         data_in[input2d] = (tr, te, {"x2d": tr.x2d, "y": tr.y, "g": g_tr}, {"x2d": te.x2d, "y": te.y, "g": g_te})

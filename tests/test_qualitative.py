@@ -50,8 +50,8 @@ def test_synthesis_uses_the_rotation():
 
     gen = load_generators("DG+AUG", parts=("phi", "psi"))[0]["phi_psi"]    # the committed generator
     x = _star()[None] + 100
-    a = Q.synthesise(gen, x, np.eye(3, dtype=np.float32)[None])
-    b = Q.synthesise(gen, x, Q.yaw(90)[None])
+    a = Q.synthesise_poses(gen, x, np.eye(3, dtype=np.float32)[None])
+    b = Q.synthesise_poses(gen, x, Q.yaw(90)[None])
     assert a.shape == (1, 15, 64, 64) and np.abs(a - b).max() > 0.1
     g = regress.encode(gen.encoder, x)   # G in the precision synthesise computes it (geo.precision)
     assert np.allclose(Q.decode(gen, g, Q.yaw(90)), b, atol=1e-5)

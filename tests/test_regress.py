@@ -145,7 +145,7 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
     only; labelled rows lie within the training rows."""
     train_subj, test_subj = {"S1", "S5", "S6", "S7", "S8"}, {"S9", "S11"}
     made, seen = {}, []
-    real_splits = E._splits
+    real_splits = E.splits
 
     def splits(ds, input2d, prof="full"):
         tr, te = real_splits(ds, input2d, prof)
@@ -170,7 +170,7 @@ def test_fig5_fig6_splits_keep_test_subjects_out(h36m_pack, profile, monkeypatch
         return regress.FitResult([np.zeros_like(u["y"]) for u in tests], [{"epochs": 1.0, "steps": 1} for _ in cfgs],
                                  [None] * n)
 
-    monkeypatch.setattr(E, "_splits", splits)
+    monkeypatch.setattr(E, "splits", splits)
     monkeypatch.setattr(E, "_inputs", inputs)
     monkeypatch.setattr(regress, "fit_many", fit_many)
     monkeypatch.setattr(regress, "evaluate", lambda pred, y, actions: {"mpjpe": 1.0, "p_mpjpe": 1.0})
@@ -591,7 +591,7 @@ def test_fig6_with_k_trains_each_seed_on_figure5s_subset(monkeypatch):
 
     ds = load("embedded")
     k, calls = 40, {}
-    full_tr, _ = E._splits(ds, "sh", "quick")
+    full_tr, _ = E.splits(ds, "sh", "quick")
 
     def inputs(tr, te, encoder):
         calls.setdefault("encoded_rows", set()).add(len(tr))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from geo import distributed as D
+from geo import distributed
 from geo.data import load
 from geo.device import default as default_device
 from geo.pairs import PairSource
@@ -50,13 +50,13 @@ def command(cfg: TrainConfig, data: str, out, start: int = 0, device=None, progr
     ds = load(data)
     src = PairSource(ds, ds.train_subjects, device=device, seed=cfg.seed)
     ho = None
-    if D.is_main() and cfg.eval_every and ds.test_subjects:
+    if distributed.is_main() and cfg.eval_every and ds.test_subjects:
         ho = PairSource(ds, ds.test_subjects, device=device, seed=cfg.seed)
     _, h = train(cfg, src, out, progress=progress, heldout=ho, init_from=init_from)
     pps = sorted(p for s, p in zip(h["step"], h["pairs_per_s"]) if s > start)
     res = {"step": h["step"][-1] if h["step"] else start, "loss": h["loss"][-1] if h["loss"] else None,
-           "pairs_per_s": pps[len(pps) // 2] if pps else None, "ranks": D.world()}
-    if D.is_main():
+           "pairs_per_s": pps[len(pps) // 2] if pps else None, "ranks": distributed.world()}
+    if distributed.is_main():
         rate = f"{res['pairs_per_s']:.0f} pairs/s" if pps else "no steps trained in this call"
         print(f"{cfg.variant}: step {res['step']}/{cfg.steps}, loss {res['loss']:.2f}, {rate} "
               f"(global batch {cfg.batch} over {res['ranks']} rank(s), {device.type}); "

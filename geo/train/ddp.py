@@ -23,7 +23,7 @@ from dataclasses import fields, replace
 
 import torch
 
-from geo import distributed as D
+from geo import distributed
 from geo.pairs import Batch, PairSource
 from geo.train.config import TrainConfig
 from geo.train.step import sample
@@ -39,13 +39,13 @@ def slice_batch(b: Batch, start: int, stop: int) -> Batch:
 def sample_shard(source: PairSource, cfg: TrainConfig, step: int, sampling: str = "shard") -> Batch:
     """This rank's pairs for training step ``step``: the whole batch in one process; under
     DDP ``cfg.batch / world`` pairs drawn as ``sampling`` says (module docstring)."""
-    n_ranks, r = D.world(), D.rank()
+    n_ranks, r = distributed.world(), distributed.rank()
     if n_ranks == 1:
         return sample(source, cfg)
     per = cfg.batch // n_ranks
     if sampling == "slice":
         return slice_batch(sample(source, cfg), r * per, (r + 1) * per)
-    source.gen.manual_seed(D.rank_seed(cfg.seed, r, step))   # host-side: no device sync
+    source.gen.manual_seed(distributed.rank_seed(cfg.seed, r, step))   # host-side: no device sync
     return sample(source, cfg, per)
 
 
@@ -73,8 +73,8 @@ def log_means(acc: dict, n: int) -> dict:
     """Logged loss parts: the means of the accumulated device sums over ``n`` steps, and
     over ranks under DDP (one collective); None for parts the variant has not."""
     keys = ("loss", "l2_ij", "l2_ji", "lrc")
-    if not D.active():
+    if not distributed.active():
         return {k: (acc[k] / n).item() if k in acc else None for k in keys}
     have = [k for k in keys if k in acc]
-    vals = D.mean_over_ranks(torch.stack([acc[k] / n for k in have])).tolist()
+    vals = distributed.mean_over_ranks(torch.stack([acc[k] / n for k in have])).tolist()
     return {k: (vals[have.index(k)] if k in have else None) for k in keys}

@@ -28,11 +28,13 @@ def map_iou(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def synthesise(g: Generator, batch: Batch, variant: str) -> torch.Tensor:
-    """The synthesised target maps of ``batch`` (AE: the source view reconstructed)."""
-    dev = batch.maps_i.device
-    with precision.autocast(dev):
-        out, _, _ = g(precision.to_layout(batch.maps_i), None if variant == "AE" else batch.R_ij)
+def synthesise(g: Generator, maps_i: torch.Tensor, R_ij: torch.Tensor | None) -> torch.Tensor:
+    """The target view's maps psi(R(i->j) x phi(S_i)) (Eq. 1) of source maps (N, 15, 64, 64),
+    under the device's bf16 autocast (geo.precision); ``R_ij`` None: the source view
+    reconstructed (AE). The one synthesis of the package: training's held-out IoU,
+    :func:`geo.experiments.synthesis_quality` and the qualitative figures use it."""
+    with precision.autocast(maps_i.device):
+        out, _, _ = g(precision.to_layout(maps_i), R_ij)
     return out
 
 
@@ -55,7 +57,7 @@ def heldout_iou(g: Generator, batches: list[Batch], variant: str) -> float:
     was = g.training
     g.eval()
     try:
-        iou = torch.cat([map_iou(synthesise(g, b, variant), b.maps_j) for b in batches])
+        iou = torch.cat([map_iou(synthesise(g, b.maps_i, None if variant == "AE" else b.R_ij), b.maps_j) for b in batches])
         return float(iou.mean())
     finally:
         g.train(was)

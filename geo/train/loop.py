@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from geo import distributed as D
+from geo import distributed
 from geo.lock import hold
 from geo.pairs import PairSource
 from geo.train.checkpoint import check_checkpoint, load_models, load_optimiser, read_checkpoint, save_checkpoint
@@ -67,7 +67,7 @@ def train(cfg: TrainConfig, source: PairSource, run_dir, *args, **kwargs):
     (:func:`geo.lock.hold`; rank 0 under DDP): a second process on the same folder waits
     for the first and then continues or loads its checkpoint, instead of both writing
     last.pt and one run being lost."""
-    if run_dir is None or not D.is_main():
+    if run_dir is None or not distributed.is_main():
         return _train(cfg, source, run_dir, *args, **kwargs)
     with hold(run_dir, wait=True):
         return _train(cfg, source, run_dir, *args, **kwargs)
@@ -87,16 +87,16 @@ def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True,
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
-    check_split(cfg, D.world(), sampling)
+    check_split(cfg, distributed.world(), sampling)
     run_dir = Path(run_dir)
     ck = run_dir / "last.pt"
     how = start_mode(init_from, ck, init)
-    for tmp in run_dir.glob(".last.pt.*.tmp") if D.is_main() else ():   # left by a process killed mid-write
+    for tmp in run_dir.glob(".last.pt.*.tmp") if distributed.is_main() else ():   # left by a process killed mid-write
         tmp.unlink(missing_ok=True)
     models = build(cfg, source.device)
     opt = make_optimizer(cfg, models, source.device)
     if how == "resume":
-        history, step, start = _resume(ck, cfg, source, models, opt, say=progress and D.is_main())
+        history, step, start = _resume(ck, cfg, source, models, opt, say=progress and distributed.is_main())
     elif how == "weights":
         history, step, start = _from_weights(init, models)
     else:
@@ -179,7 +179,7 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
     ``history`` and checkpointing to ``ck`` as the module docstring says."""
     from tqdm import tqdm
 
-    n_ranks, main = D.world(), D.is_main()
+    n_ranks, main = distributed.world(), distributed.is_main()
     device = source.device
     cuda = device.type == "cuda"
     if cuda:
@@ -253,7 +253,7 @@ def _step(fwd, eager, opt, source: PairSource, cfg: TrainConfig, step: int, star
     except Exception as e:  # noqa: BLE001 - only the first compiled step falls back
         if rng is None:
             raise
-        if D.is_main():
+        if distributed.is_main():
             print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eager")
         source.render_compile = False
         opt.zero_grad(set_to_none=True)
@@ -277,12 +277,12 @@ def _stop_now(cfg: TrainConfig, stop, n_ranks: int, logged: bool, done: int, sto
     or ``max_seconds`` spent; under DDP the ranks decide together, at log steps."""
     if n_ranks == 1 and stop.caught:
         return True
-    if n_ranks > 1 and logged and D.any_rank(bool(stop.caught), device):
+    if n_ranks > 1 and logged and distributed.any_rank(bool(stop.caught), device):
         return True
     if stop_after is not None and done >= stop_after:
         return True
     if cfg.max_seconds and (n_ranks == 1 or logged):
-        return bool(D.any_rank(time.time() - t0 > cfg.max_seconds, device))
+        return bool(distributed.any_rank(time.time() - t0 > cfg.max_seconds, device))
     return False
 
 
