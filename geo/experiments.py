@@ -403,6 +403,23 @@ def load_precomputed(path, key: str, data: str, profile: str):
     return blob[key], meta, used_data, used_profile
 
 
-__all__ = ["merge_fig5",
+def results_source(precomputed, key: str, data: str, profile: str):
+    """Where a notebook's numbers come from, as (stored, computed_by, data, profile, note).
+    With ``precomputed`` (a JSON of ``python -m geo full-gpu``): its ``key`` result, its
+    ``meta``, and the data and profile it was computed with (:func:`load_precomputed`);
+    without: None, {} and the notebook's own data and profile (it computes). ``note``: what
+    the figure titles add, the quick profile's caveat or, for a run that names its
+    generators, :func:`profile_note` (a cpu run's width and training pairs)."""
+    if precomputed:
+        stored, computed_by, data, profile = load_precomputed(precomputed, key, data, profile)
+    else:
+        stored, computed_by = None, {}
+    note = " (quick profile: not the paper's setting)" if profile == "quick" else ""
+    if computed_by.get("generators"):
+        note = profile_note(profile, computed_by["generators"]) or note
+    return stored, computed_by, data, profile, note
+
+
+__all__ = ["merge_fig5", "results_source",
            "load_precomputed", "NeedsImages", "PAPER", "generator", "run_dir", "data_identity",
            "data_tag", "synthesis_quality", "fig5", "fig6", "device"]

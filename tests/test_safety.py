@@ -214,3 +214,18 @@ def test_plain_name():
     for bad in ("", ".", "..", "a/b", ".hidden", None, ["full"], "x" * 101):
         with pytest.raises(safety.UnsafeFile):
             safety.plain_name(bad, "profile")
+
+
+def test_results_source_says_where_a_notebooks_numbers_come_from(tmp_path):
+    from geo import experiments as E
+
+    assert E.results_source("", "fig5", "embedded", "quick") == (None, {}, "embedded", "quick",
+                                                                  " (quick profile: not the paper's setting)")
+    assert E.results_source("", "fig5", "/data/h36m", "full")[4] == ""
+    p = tmp_path / "fig5.json"
+    rec = {"width": 16, "pairs": 406_528}
+    p.write_text(json.dumps({"fig5": {"rows": [1]}, "meta": {"data": "/x/h36m", "profile": "cpu",
+                                                             "generators": {"DG+AUG": rec}}}))
+    stored, meta, data, profile, note = E.results_source(p, "fig5", "/data/h36m", "full")
+    assert stored == {"rows": [1]} and (data, profile) == ("/x/h36m", "cpu") and meta["generators"]["DG+AUG"] == rec
+    assert "width 16" in note and "406,528 training pairs" in note
