@@ -34,6 +34,7 @@ from geo import wild
 from geo.cache import StaleCache
 from geo.data import DataError
 from geo.data.h36m import check_layout
+from geo.device import has_cuda
 from geo.experiments import check_precomputed
 from geo.lock import Busy, hold
 from geo.pipeline import STAGES
@@ -133,7 +134,7 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
         stage = PRECOMPUTED.get(nb.stem)
         if precomputed and stage and (Path(precomputed) / f"{stage}.json").exists():
             params["precomputed"] = portable(Path(precomputed) / f"{stage}.json")
-        elif precomputed and stage and profile == "full" and not _cuda():
+        elif precomputed and stage and profile == "full" and not has_cuda():
             # Drawing a GPU run's results: a stage it did not compute is not started on a
             # CPU, where the full profile takes hours (Table 1: 15-20 h on 2 cores).
             skipped.append(f"{nb.name} (no {stage}.json in {precomputed}; compute it on a GPU: "
@@ -150,12 +151,6 @@ def reproduce(data: str, profile: str, precomputed: str | None = None) -> int:
     if skipped:
         print("skipped:\n  " + "\n  ".join(skipped))
     return 0
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def lift(images, out, annotations=None, variant: str = "DG+AUG", png: bool = True, device: str = "auto",

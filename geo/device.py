@@ -10,9 +10,14 @@ from __future__ import annotations
 import torch
 
 
+def has_cuda() -> bool:
+    """Whether this torch sees a GPU: the one question every "CUDA when there is one" asks."""
+    return torch.cuda.is_available()
+
+
 def default() -> str:
     """``"cuda"`` when this torch sees a GPU, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if has_cuda() else "cpu"
 
 
 def resolve(device="auto", arg: str = "device") -> torch.device:
@@ -26,7 +31,7 @@ def resolve(device="auto", arg: str = "device") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
+        if not has_cuda():
             why = "this torch is built without CUDA" if torch.version.cuda is None else "torch sees no GPU"
             raise ValueError(f"{arg} {device}: CUDA is not available ({why}; torch {torch.__version__}); "
                              "expected 'cpu' or 'auto'")

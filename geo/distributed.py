@@ -18,6 +18,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from geo.device import has_cuda
+
 
 def active() -> bool:
     """True inside an initialised process group of more than one rank."""
@@ -49,7 +51,7 @@ def init_from_env(backend: str | None = None) -> torch.device:
     """Join the process group torchrun describes in the environment and return this
     rank's device: ``cuda:LOCAL_RANK`` when CUDA is available (backend NCCL), else the CPU
     (gloo). One process (no ``WORLD_SIZE`` or 1): no group, the default device."""
-    cuda = torch.cuda.is_available()
+    cuda = has_cuda()
     if env_world() <= 1:
         return torch.device("cuda" if cuda else "cpu")
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -28,6 +28,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from geo.device import has_cuda
+
 import numpy as np
 
 from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
@@ -135,7 +137,7 @@ def device_info() -> dict:
 
     info = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
             "cpu_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
+    if has_cuda():
         info["cuda"] = torch.cuda.get_device_name(0)
         info["device"] = "cuda"
     else:

@@ -69,7 +69,7 @@ def test_reproduce_does_not_start_a_missing_full_stage_on_a_cpu(tmp_path, monkey
     ran = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **k: ran.append(
         (Path(nb).stem, parameters.get("precomputed"))))
-    monkeypatch.setattr(cli, "_cuda", lambda: False)
+    monkeypatch.setattr(cli, "has_cuda", lambda: False)
     (tmp_path / "fig5.json").write_text("{}")
     assert REPRODUCE("/data/h36m", "full", str(tmp_path)) == 0
     names = dict(ran)
@@ -80,7 +80,7 @@ def test_reproduce_does_not_start_a_missing_full_stage_on_a_cpu(tmp_path, monkey
     out = capsys.readouterr().out
     assert "skipped" in out and "tables.json" in out and "GEO_STAGES=tables" in out
     ran.clear()
-    monkeypatch.setattr(cli, "_cuda", lambda: True)                  # on a GPU it computes them
+    monkeypatch.setattr(cli, "has_cuda", lambda: True)                  # on a GPU it computes them
     REPRODUCE("/data/h36m", "full", str(tmp_path))
     assert {"02_generators", "04_fig6_ablations", "05_tables"} <= set(dict(ran))
 

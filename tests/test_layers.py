@@ -259,3 +259,10 @@ def test_the_project_speaks_only_of_itself():
     hits = [f"{p.relative_to(root)}:{i}" for p in paths for i, line in enumerate(p.read_text().splitlines(), 1)
             if pat.search(line)]
     assert not hits, hits
+
+
+def test_one_place_asks_for_cuda():
+    """"CUDA when there is one" is asked in geo/device.py only (``has_cuda``), so that a
+    test or a user who wants the CPU path has one thing to patch."""
+    asks = [name for name, path in FILES.items() if "cuda.is_available" in path.read_text()]
+    assert asks == ["geo.device"], asks
