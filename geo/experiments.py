@@ -210,7 +210,7 @@ def fig5(ds: Dataset, encoder, profile: str = "quick", inputs=("sh", "gt"), prog
     """Baseline#1 (FC on 2D) vs Regression#1 (FC on G) for k labelled frames. The seeds of
     one (method, k) train together as one batched model (geo.regress.fit_many).
     ``seeds`` (default: the profile's) and ``k_range`` ((k_min, k_max), inclusive; default
-    all) run one part of the sweep: a label subset depends only on (k, seed), so parts run
+    all) run one shard of the sweep: a label subset depends only on (k, seed), so shards run
     as separate jobs give the rows of one run, joined by :func:`merge_fig5`."""
     ex = EXPERIMENTS[profile]
     seeds = list(ex["seeds"] if seeds is None else seeds)
@@ -257,35 +257,35 @@ def gain_at(rows, k_target: int = 500) -> dict:
     return out
 
 
-def merge_fig5(parts, out=None) -> dict:
-    """Join the partial Figure 5 results of parallel jobs (notebook 03 run with ``part``,
-    ``label_seeds``, ``k_range``; each wrote ``fig5-<part>.json``) into one:
+def merge_fig5(shards, out=None) -> dict:
+    """Join the partial Figure 5 results of parallel jobs (notebook 03 run with ``shard``,
+    ``label_seeds``, ``k_range``; each wrote ``fig5-<shard>.json``) into one:
     {"fig5": {"rows", "gain_pct"}, "meta"}; written to ``out`` if given, where notebook 03
-    draws it as ``precomputed``. The parts must share data, profile and generator seed,
+    draws it as ``precomputed``. The shards must share data, profile and generator seed,
     and no (input, method, k, seed) may come twice (ValueError naming the files)."""
     import json
 
     rows, metas, seen = [], [], {}
-    for p in map(Path, parts):
+    for p in map(Path, shards):
         try:
             blob = json.loads(p.read_text())
-            part_rows, meta = blob["rows"], blob.get("meta", {})
+            shard_rows, meta = blob["rows"], blob.get("meta", {})
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{p}: not a partial Figure 5 result ({type(e).__name__}: {e}); expected the "
-                             f"fig5-<part>.json that notebook 03 writes") from e
+                             f"fig5-<shard>.json that notebook 03 writes") from e
         for f in ("data", "profile", "generator_seed"):
             if metas and meta.get(f) != metas[0][1].get(f):
                 raise ValueError(f"{p}: {f} {meta.get(f)!r} differs from {metas[0][0]}'s {metas[0][1].get(f)!r}; "
-                                 f"expected parts of one sweep")
-        for r in part_rows:
+                                 f"expected shards of one sweep")
+        for r in shard_rows:
             key = (r["input"], r["method"], r["k"], r["seed"])
             if key in seen:
                 raise ValueError(f"{p}: {key} is also in {seen[key]}; expected disjoint (k, seed) ranges")
             seen[key] = p
-        rows += part_rows
+        rows += shard_rows
         metas.append((p, meta))
     if not rows:
-        raise ValueError(f"parts {list(map(str, parts))}: no rows; expected at least one fig5-<part>.json")
+        raise ValueError(f"shards {list(map(str, shards))}: no rows; expected at least one fig5-<shard>.json")
     rows.sort(key=lambda r: (r["input"], r["method"], r["k"], r["seed"]))
     first = metas[0][1]
     walls = [m.get("wall_time_s") for _, m in metas]

@@ -100,7 +100,7 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     rescaled to the whole training time, e.g. to train on each core its own variants, in
     its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
-    the parts), and Figure 6 trains on this many per seed instead of all. ``steps``: each variant trains to this many steps in all (continuing its
+    the shards), and Figure 6 trains on this many per seed instead of all. ``steps``: each variant trains to this many steps in all (continuing its
     saved weights), instead of steps sized from ``budget_s``: e.g. to give every variant the
     same number of training pairs."""
     if commit:

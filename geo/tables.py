@@ -151,9 +151,9 @@ def encode_cached(encoder, x2d: np.ndarray, folder: Path | None, device="cpu", c
     if path.exists() and not done_path.exists():
         return np.load(path)
     m = encoder.points if hasattr(encoder, "points") else regress.encode(encoder, x2d[:1], device).shape[1]
-    part = path.with_suffix(".part.npy")
-    mode = "r+" if part.exists() and done_path.exists() else "w+"
-    g = np.lib.format.open_memmap(part, mode=mode, dtype=np.float32, shape=(n, m, 3))
+    partial = path.with_suffix(".part.npy")
+    mode = "r+" if partial.exists() and done_path.exists() else "w+"
+    g = np.lib.format.open_memmap(partial, mode=mode, dtype=np.float32, shape=(n, m, 3))
     done = int(done_path.read_text()) if mode == "r+" else 0
     bar = tqdm(total=n, initial=done, desc=f"encoding G ({n} rows)", unit="row", disable=not progress,
                mininterval=2.0)
@@ -165,7 +165,7 @@ def encode_cached(encoder, x2d: np.ndarray, folder: Path | None, device="cpu", c
         bar.update(e - s)
     bar.close()
     del g
-    part.replace(path)
+    partial.replace(path)
     done_path.unlink(missing_ok=True)
     return np.load(path)
 

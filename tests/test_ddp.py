@@ -233,24 +233,24 @@ def test_fig5_parts_merge_to_the_whole_sweep(ds, tmp_path, monkeypatch):
     whole = E.fig5(ds, None, "quick", progress=False)
     ks = sorted({r["k"] for r in whole["rows"]})
     assert len(ks) >= 2
-    parts = []
+    shards = []
     for i, (seeds, k_range) in enumerate((([0], None), ([1], [0, ks[0]]), ([1], [ks[0] + 1, ks[-1]]))):
         r = E.fig5(ds, None, "quick", progress=False, seeds=seeds, k_range=k_range)
         p = tmp_path / f"fig5-p{i}.json"
         p.write_text(json.dumps({**r, "meta": {"data": "embedded", "profile": "quick", "generator_seed": 0,
                                                "wall_time_s": 1.0}}))
-        parts.append(p)
-    merged = E.merge_fig5(parts, tmp_path / "merged.json")["fig5"]
+        shards.append(p)
+    merged = E.merge_fig5(shards, tmp_path / "merged.json")["fig5"]
     key = lambda r: (r["input"], r["method"], r["k"], r["seed"])  # noqa: E731
     assert sorted(merged["rows"], key=key) == sorted(whole["rows"], key=key)
     assert merged["gain_pct"] == whole["gain_pct"]
     stored, meta, _, _ = E.load_precomputed(tmp_path / "merged.json", "fig5", "embedded", "quick")
     assert stored["rows"] == merged["rows"] and meta["wall_time_s"] == 3.0
     with pytest.raises(ValueError, match="also in"):
-        E.merge_fig5([parts[0], parts[0]])
+        E.merge_fig5([shards[0], shards[0]])
     other = tmp_path / "fig5-other.json"
     other.write_text(json.dumps({"rows": [], "meta": {"data": "embedded", "profile": "full", "generator_seed": 0}}))
     with pytest.raises(ValueError, match="profile 'full'"):
-        E.merge_fig5([parts[0], other])
+        E.merge_fig5([shards[0], other])
     with pytest.raises(ValueError, match=r"k_range \[100000, 200000\]: no k"):
         E.fig5(ds, None, "quick", progress=False, k_range=[100000, 200000])

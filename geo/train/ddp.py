@@ -70,8 +70,8 @@ def wrap_ddp(models: dict, device) -> dict:
 
 
 def log_means(acc: dict, n: int) -> dict:
-    """Logged loss parts: the means of the accumulated device sums over ``n`` steps, and
-    over ranks under DDP (one collective); None for parts the variant has not."""
+    """Logged loss terms: the means of the accumulated device sums over ``n`` steps, and
+    over ranks under DDP (one collective); None for terms the variant has not."""
     keys = ("loss", "l2_ij", "l2_ji", "lrc")
     if not distributed.active():
         return {k: (acc[k] / n).item() if k in acc else None for k in keys}

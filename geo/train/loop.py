@@ -210,8 +210,8 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
     stop = _StopSignals()
     try:
         while step < cfg.steps:
-            fwd, part = _step(fwd, eager, opt, source, cfg, step, start, sampling, first=done == 0)
-            for k, v in part.items():
+            fwd, terms = _step(fwd, eager, opt, source, cfg, step, start, sampling, first=done == 0)
+            for k, v in terms.items():
                 acc[k] = acc[k] + v.detach().float() if k in acc else v.detach().float().clone()  # never alias an output buffer
             step += 1
             done += 1

@@ -57,14 +57,14 @@ def step_losses(models, batch, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     g1 = models["phi_psi"]
     if cfg.variant == "AE":
         out, _, _ = g1(batch.maps_i, None)
-        part = {"l2_ij": losses.l2(out, batch.maps_i)}
-        part["loss"] = part["l2_ij"]
-        return part
+        terms = {"l2_ij": losses.l2(out, batch.maps_i)}
+        terms["loss"] = terms["l2_ij"]
+        return terms
     out_ij, _, g_ij = g1(batch.maps_i, batch.R_ij)
     if not cfg.two_generators:
-        part = {"l2_ij": losses.l2(out_ij, batch.maps_j)}
-        part["loss"] = part["l2_ij"]
-        return part
+        terms = {"l2_ij": losses.l2(out_ij, batch.maps_j)}
+        terms["loss"] = terms["l2_ij"]
+        return terms
     out_ji, g_j, _ = models["mu_nu"](batch.maps_j, batch.R_ij.transpose(-1, -2))
     return losses.total(out_ij, batch.maps_j, out_ji, batch.maps_i, g_ij, g_j, cfg.lrc_weight, cfg.lrc_norm)
 
@@ -77,14 +77,14 @@ def sample(source: PairSource, cfg: TrainConfig, batch: int | None = None) -> Ba
 
 
 def train_step(fwd_models, opt, batch: Batch, cfg: TrainConfig, lr: float | None = None) -> dict[str, torch.Tensor]:
-    """One optimiser step; returns the loss parts (device tensors, no host sync)."""
+    """One optimiser step; returns the loss terms (device tensors, no host sync)."""
     dev = batch.maps_i.device
     if lr is not None:
         for g in opt.param_groups:
             g["lr"] = lr
     with precision.autocast(dev):   # bf16 where the device has bf16 units; losses stay float32
-        part = step_losses(fwd_models, batch, cfg)
+        terms = step_losses(fwd_models, batch, cfg)
     opt.zero_grad(set_to_none=True)
-    part["loss"].backward()
+    terms["loss"].backward()
     opt.step()
-    return part
+    return terms
