@@ -19,17 +19,11 @@ raise :class:`Interrupted`. How a run starts is :func:`train`'s ``init_from``:
               a checkpoint, else start from ``init``, else from scratch
 ============  ===========================================================================
 
-An explicit mode also refuses ``init`` where it would not be used (``scratch``,
-``resume``): a caller that says how the run starts is told when the folder disagrees,
-instead of the run silently starting another way.
+An explicit mode also refuses an ``init`` it would not use (``scratch``, ``resume``).
 
-On CUDA: bf16 autocast, channels_last models and maps, fused Adam, no host sync between
-log steps (losses accumulate on the device), cudnn.benchmark, optional torch.compile of
-the generators and the renderer (``compile``: True or a torch.compile mode; a failure is
-printed and training goes on eager). On a CPU with bf16 units (AMX-BF16, AVX512-BF16) the
-same bf16 autocast and channels_last run, eager, with float32 master weights
-(:mod:`geo.precision`, ``GEO_CPU_DTYPE`` forces either); elsewhere the CPU runs float32.
-Under DDP see :mod:`geo.train.ddp`.
+Precision (bf16 autocast, channels_last, float32 master weights where the device has bf16
+units) is :mod:`geo.precision`'s; torch.compile is optional (``compile``; a failure is
+printed and training goes on eager); under DDP see :mod:`geo.train.ddp`.
 """
 from __future__ import annotations
 
@@ -77,13 +71,11 @@ def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True,
            heldout: PairSource | None = None, eval_every: int | None = None, sampling: str = "shard",
            init: dict | None = None, init_from: str = "auto"):
     """Train the configured variant in ``run_dir``, started as ``init_from`` says
-    (:func:`start_mode`, module docstring). ``stop_after`` ends the call after that many
-    steps of this call (used to test resuming). ``heldout`` and ``eval_every`` (default
-    ``cfg.eval_every``) log the held-out synthesis IoU (rank 0 only). ``sampling``: how
-    DDP ranks draw their pairs (ignored in one process). ``init``: the saved weights a run
-    starts from (``init_from="weights"``, or ``"auto"`` without a checkpoint): weights of
-    the same configuration (``geo.weights.initial``: {"models": state dicts, "step",
-    "history", "source"}). Returns (models, history) on every rank."""
+    (:func:`start_mode`). ``stop_after``: end this call after that many of its steps (to
+    test resuming). ``heldout``, ``eval_every`` (default ``cfg.eval_every``): log the
+    held-out synthesis IoU (rank 0). ``sampling``: how DDP ranks draw pairs. ``init``:
+    saved weights of the same configuration to start from (:func:`geo.weights.initial`).
+    Returns (models, history) on every rank."""
     if cfg.variant == "I_SG":
         raise NeedsImages("I_SG takes raw image crops as input and needs Human3.6M video frames; "
                           "neither the compact pack nor the embedded default has them, so it is skipped")
@@ -109,11 +101,9 @@ def _train(cfg: TrainConfig, source: PairSource, run_dir, progress: bool = True,
 
 
 def start_mode(init_from: str, ck: Path, init: dict | None) -> str:
-    """How a run with checkpoint path ``ck`` starts: "scratch", "resume" or "weights".
-    ``init_from="auto"`` infers it as :func:`train` always has -- a checkpoint resumes,
-    else saved weights (``init``) start the run, else it starts from scratch; an explicit
-    mode is a promise about the folder and the arguments, and a ValueError naming the
-    folder, the checkpoint or the argument when they break it (module docstring)."""
+    """How a run with checkpoint path ``ck`` starts: "scratch", "resume" or "weights"
+    (module docstring); ValueError naming the folder, the checkpoint or the argument when
+    an explicit mode does not fit them."""
     if init_from not in INIT_FROM:
         raise ValueError(f"init_from {init_from!r}: expected one of {INIT_FROM}")
     has = ck.exists()
@@ -155,10 +145,9 @@ def _from_weights(init: dict, models: dict) -> tuple[dict, int, int]:
 
 
 def _resume(ck: Path, cfg: TrainConfig, source: PairSource, models: dict, opt, say: bool) -> tuple[dict, int, int]:
-    """Continue the run of checkpoint ``ck`` (refused if stale): the models, the optimiser
-    and the sampler's RNG come back, so that an interrupted run, or a finished one asked
-    for more steps, takes the steps an uninterrupted run would have; one with at least
-    ``cfg.steps`` is left as it is (optimiser and sampler untouched)."""
+    """Continue the run of checkpoint ``ck`` (refused if stale): models, optimiser and the
+    sampler's RNG come back, so an interrupted (or extended) run takes the steps an
+    uninterrupted one would; one with at least ``cfg.steps`` is left as it is."""
     state = read_checkpoint(ck, source.device)
     check_checkpoint(state, cfg, ck.parent, source.fingerprint)
     load_models(models, state["models"], ck)
@@ -239,7 +228,6 @@ def _run(cfg: TrainConfig, source: PairSource, ck: Path, models: dict, opt, hist
     if stop.caught:
         raise Interrupted(f"{cfg.variant}: stopped by {stop.caught} at step {step}/{cfg.steps}; checkpoint saved in "
                           f"{ck} (run the same command with --resume to continue)")
-
 
 
 def _step(fwd, eager, opt, source: PairSource, cfg: TrainConfig, step: int, start: int, sampling: str, first: bool):
