@@ -4,8 +4,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np
-import pytest
 
 from geo import plots
 from geo.experiments import FIG6_RUNGS, gain_at
