@@ -29,7 +29,17 @@ _TMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+\.tmp$")
 
 
 def sha256(blob: bytes) -> str:
+    """The hex sha256 of ``blob``: what every sidecar records of a file it names."""
     return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path) -> str:
+    """:func:`sha256` of a file's bytes, read in 1 MiB blocks (a video need not fit in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _alive(pid: int) -> bool:

@@ -40,7 +40,7 @@ import torch
 import geo.data
 from geo import regress
 from geo import wild
-from geo.commit import commit, temp_dir
+from geo.commit import commit, file_sha256, sha256, temp_dir
 from geo.data import DataError
 from geo.data.identity import data_identity, data_tag
 from geo.data.mpii import load_mpii_json
@@ -52,7 +52,7 @@ from geo.qualitative import _SH_RIGHT, figure_wild
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
 from geo.skeleton import H36M17_NAMES, SH16_BONES, SH16_NAMES, SH16_PARENTS
-from geo.weights import MAX_BYTES, WeightsError, _sha, check_size, load_parts, read_meta, stem, weights_dir
+from geo.weights import MAX_BYTES, WeightsError, check_size, load_parts, read_meta, stem, weights_dir
 from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WildError
 
 SUFFIX = "regressor"
@@ -147,7 +147,7 @@ def save(fitted: regress.Fitted, path, **meta) -> list[Path]:
     path = Path(path)
     blob = _blob(fitted)
     check_size(path, blob)
-    info = {"file": path.name, "sha256": _sha(blob), "bytes": len(blob), "dtype": "bfloat16", **meta, **stamp()}
+    info = {"file": path.name, "sha256": sha256(blob), "bytes": len(blob), "dtype": "bfloat16", **meta, **stamp()}
     return commit({path: blob}, path.with_suffix(".json"), lambda hashes: dumps(info))
 
 
@@ -165,8 +165,8 @@ def load(path) -> tuple[regress.Fitted, dict]:
         blob = path.read_bytes()
     except (OSError, ValueError) as e:
         raise WeightsError(f"{path}: cannot read the regressor or its sidecar {side.name} ({e})") from e
-    if _sha(blob) != meta.get("sha256"):
-        raise WeightsError(f"{path}: sha256 {_sha(blob)[:16]}... does not match its sidecar's "
+    if sha256(blob) != meta.get("sha256"):
+        raise WeightsError(f"{path}: sha256 {sha256(blob)[:16]}... does not match its sidecar's "
                            f"{str(meta.get('sha256'))[:16]}...; the file was changed or damaged, refusing to load it")
     return _unblob(blob, path), meta
 
@@ -233,7 +233,7 @@ def lifter(ds, data: str, variant: str, encoder, encoder_id: str, profile: str =
         if (meta.get("encoder_sha256"), meta.get("data_identity"), meta.get("profile")) == (encoder_id, did, profile):
             return Lifter(encoder, fitted, meta)
     r = LIFT[profile]
-    key = _sha(json.dumps([encoder_id, did, profile, seed, r, asdict(regress.FitConfig("fc", False, True, seed=seed,
+    key = sha256(json.dumps([encoder_id, did, profile, seed, r, asdict(regress.FitConfig("fc", False, True, seed=seed,
                           profile=profile, hidden=r["hidden"]))], sort_keys=True).encode())[:10]
     cache = runs_dir() / data_tag(data) / profile / f"{variant.replace('+', '_')}.{SUFFIX}-{key}.pt"
     if cache.exists():
@@ -395,16 +395,6 @@ def draw_skeleton(frame: np.ndarray, x16, confidence=None) -> np.ndarray:
     return frame
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _overlay_writer(path: Path, fps: float, size, video: Path):
     """An OpenCV mp4v writer of ``size`` frames at ``fps`` into ``path``; WildError naming
     ``video`` when this OpenCV cannot encode one, before any frame is read."""
@@ -525,7 +515,7 @@ def lift_video(path, out_dir, lifter_: Lifter, meta: dict, stem: str | None = No
         if writer is not None:   # finished before it is hashed: the summary holds the whole file's sha256
             writer.release()
             writer = None
-            files[overlay.name] = {"sha256": _file_sha256(tmp / overlay.name),
+            files[overlay.name] = {"sha256": file_sha256(tmp / overlay.name),
                                    "bytes": (tmp / overlay.name).stat().st_size}
         source = MEDIAPIPE if own else getattr(est, "source", type(est).__name__)
         summary = _video_summary(p, video, arrays, stem, source=source, stride=stride, max_frames=max_frames,

@@ -22,7 +22,6 @@ raises :class:`WeightsError` naming the file.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 from geo.models import Decoder, Encoder, Generator
-from geo.commit import commit
+from geo.commit import commit, sha256
 from geo.data.identity import data_identity
 from geo.device import default as default_device
 from geo.results import REPO, dumps, stamp
@@ -67,10 +66,6 @@ def check_size(path, blob: bytes) -> None:
     of a GPU run's returned files may be)."""
     if len(blob) > MAX_BYTES:
         raise WeightsError(f"{path}: {len(blob) / 2**20:.1f} MiB > {MAX_BYTES / 2**20:.0f} MiB; not written")
-
-
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
 
 
 def save(models: dict, cfg: TrainConfig, variant: str | None = None, dir=None, *, steps: int, parts=None,
@@ -167,8 +162,8 @@ def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
     except OSError as e:
         raise WeightsError(f"{p}: cannot read ({e})") from e
     want = meta["files"][fn]["sha256"]
-    if _sha(blob) != want:
-        raise WeightsError(f"{p}: sha256 {_sha(blob)[:16]}... does not match the sidecar's {want[:16]}...; "
+    if sha256(blob) != want:
+        raise WeightsError(f"{p}: sha256 {sha256(blob)[:16]}... does not match the sidecar's {want[:16]}...; "
                            "the file was changed or damaged, refusing to load it")
     return blob
 

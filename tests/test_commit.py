@@ -139,3 +139,11 @@ def test_commit_refuses_non_bytes_before_writing(tmp_path):
     with pytest.raises(TypeError, match="b.bin"):
         C.commit({tmp_path / "a.bin": b"x", tmp_path / "b.bin": 3})
     assert not list(tmp_path.iterdir())
+
+
+def test_file_sha256_streams_what_sha256_hashes(tmp_path):
+    from geo.commit import file_sha256, sha256
+
+    blob = bytes(range(256)) * 5000                      # > 1 MiB: more than one block
+    (tmp_path / "f.bin").write_bytes(blob)
+    assert file_sha256(tmp_path / "f.bin") == sha256(blob) == hashlib.sha256(blob).hexdigest()
