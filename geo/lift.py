@@ -52,7 +52,7 @@ from geo.qualitative import _SH_RIGHT, figure_wild
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
 from geo.skeleton import H36M17_NAMES, SH16_BONES, SH16_NAMES, SH16_PARENTS
-from geo.weights import MAX_BYTES, WeightsError, check_size, load_parts, read_meta, stem, weights_dir
+from geo.weights import WeightsError, check_size, load_parts, read_checked, read_meta, stem, weights_dir
 from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WildError
 
 SUFFIX = "regressor"
@@ -160,14 +160,9 @@ def load(path) -> tuple[regress.Fitted, dict]:
         meta = json.loads(side.read_text())
         if not isinstance(meta, dict):
             raise ValueError(f"a JSON {type(meta).__name__}, not an object")
-        if path.stat().st_size > MAX_BYTES:   # checked before reading: never read unbounded
-            raise ValueError(f"{path.stat().st_size} bytes > {MAX_BYTES}")
-        blob = path.read_bytes()
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot read the regressor or its sidecar {side.name} ({e})") from e
-    if sha256(blob) != meta.get("sha256"):
-        raise WeightsError(f"{path}: sha256 {sha256(blob)[:16]}... does not match its sidecar's "
-                           f"{str(meta.get('sha256'))[:16]}...; the file was changed or damaged, refusing to load it")
+        raise WeightsError(f"{path}: cannot read the regressor's sidecar {side.name} ({e})") from e
+    blob = read_checked(path, meta.get("sha256"), side)
     return _unblob(blob, path), meta
 
 

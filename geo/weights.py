@@ -147,25 +147,33 @@ def check_meta(meta, p) -> dict:
     return meta
 
 
-def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
-    p = d / fn
-    if fn not in meta["files"]:
-        raise WeightsError(f"{p}: not listed in {d / (stem(meta['variant']) + '.json')}")
+def read_checked(p: Path, want, sidecar) -> bytes:
+    """The bytes of the weights file ``p``, read only when it is a file of at most
+    :data:`MAX_BYTES` (never unbounded) and returned only when their sha256 is ``want``, the
+    one ``sidecar`` records; WeightsError naming the file otherwise. Every weights file
+    geo loads (generators, lifter regressors) is read through here."""
     try:
-        p = confined(d, fn, d / f"{stem(meta['variant'])}.json")
         size = p.stat().st_size
-        if size > MAX_BYTES or not p.is_file():   # before reading: a listed file is never read unbounded
+        if size > MAX_BYTES or not p.is_file():
             raise WeightsError(f"{p}: {size} bytes, not a weights file of at most {MAX_BYTES} bytes; not read")
         blob = p.read_bytes()
-    except UnsafeFile as e:
-        raise WeightsError(str(e)) from e
     except OSError as e:
         raise WeightsError(f"{p}: cannot read ({e})") from e
-    want = meta["files"][fn]["sha256"]
     if sha256(blob) != want:
-        raise WeightsError(f"{p}: sha256 {sha256(blob)[:16]}... does not match the sidecar's {want[:16]}...; "
-                           "the file was changed or damaged, refusing to load it")
+        raise WeightsError(f"{p}: sha256 {sha256(blob)[:16]}... does not match {Path(sidecar).name}'s "
+                           f"{str(want)[:16]}...; the file was changed or damaged, refusing to load it")
     return blob
+
+
+def _read_verified(d: Path, fn: str, meta: dict) -> bytes:
+    side = d / f"{stem(meta['variant'])}.json"
+    if fn not in meta["files"]:
+        raise WeightsError(f"{d / fn}: not listed in {side}")
+    try:
+        p = confined(d, fn, side)
+    except UnsafeFile as e:
+        raise WeightsError(str(e)) from e
+    return read_checked(p, meta["files"][fn]["sha256"], side)
 
 
 def _config(meta: dict, p) -> TrainConfig:

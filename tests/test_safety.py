@@ -229,3 +229,17 @@ def test_results_source_says_where_a_notebooks_numbers_come_from(tmp_path):
     stored, meta, data, profile, note = E.results_source(p, "fig5", "/data/h36m", "full")
     assert stored == {"rows": [1]} and (data, profile) == ("/x/h36m", "cpu") and meta["generators"]["DG+AUG"] == rec
     assert "width 16" in note and "406,528 training pairs" in note
+
+
+def test_an_oversized_regressor_is_not_read(tmp_path, monkeypatch):
+    """A lifter regressor goes through the same bounded, sha-checked read as generator
+    weights: over the size limit it is refused before a byte is read."""
+    from geo import lift, weights
+
+    blob = b"\0" * 4096
+    (tmp_path / "R.regressor.pt").write_bytes(blob)
+    (tmp_path / "R.regressor.json").write_text(json.dumps({"sha256": safety_sha(blob)}))
+    monkeypatch.setattr(weights, "MAX_BYTES", 1024)
+    monkeypatch.setattr(type(tmp_path / "x"), "read_bytes", lambda p: pytest.fail(f"read {p}"))
+    with pytest.raises(weights.WeightsError, match=r"R\.regressor\.pt: 4096 bytes.*not read"):
+        lift.load(tmp_path / "R.regressor.pt")
