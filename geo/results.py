@@ -33,9 +33,7 @@ from geo.device import has_cuda
 import numpy as np
 
 from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
-from geo.data import DataError
-from geo.data.h36m import check_layout
-from geo.data.identity import data_identity
+from geo.data.identity import data_key
 from geo.profiles import PUBLISHED
 from geo.safety import plain_name
 
@@ -87,21 +85,6 @@ def figures_dir(out_dir=None, prov: "Provenance | None" = None) -> Path:
             d = d.parent / data_key(data) / d.name
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def data_key(data: str) -> str:
-    """8 hex digits that tell data apart in a folder name: of its identity
-    (``geo.data.identity.data_identity``) when the path holds a Human3.6M copy here, else
-    of the path (results drawn from a run whose data lay elsewhere). The data may be
-    named by a file (a precomputed JSON's meta), so only a Human3.6M layout is hashed,
-    never whatever folder it names."""
-    import hashlib
-
-    try:
-        check_layout(data)
-        return data_identity(data)[:8]
-    except (DataError, OSError):
-        return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
 def runs_dir() -> Path:

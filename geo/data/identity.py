@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from geo.data.core import DataError
+from geo.data.h36m import check_layout
 
 _DATA_IDS: dict = {}
 
@@ -80,3 +81,16 @@ def data_tag(data: str) -> str:
         return "embedded"
     tail = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(Path(data).resolve().parts[-2:])).strip("_")[-32:]
     return f"{tail}-{data_identity(data)[:8]}"
+
+
+def data_key(data: str) -> str:
+    """8 hex digits that tell data apart in a folder name, for data that may not be here
+    (:func:`data_tag` is for data that is): of its identity (:func:`data_identity`) when
+    the path holds a Human3.6M copy here, else of the path (results drawn from a run whose
+    data lay elsewhere). The data may be named by a file (a precomputed JSON's meta), so
+    only a Human3.6M layout is hashed, never whatever folder it names."""
+    try:
+        check_layout(data)
+        return data_identity(data)[:8]
+    except (DataError, OSError):
+        return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
