@@ -52,7 +52,7 @@ from geo.qualitative import _SH_RIGHT, figure_wild
 from geo.results import dumps, runs_dir, stamp
 from geo.safety import load_tensors
 from geo.skeleton import H36M17_NAMES, SH16_BONES, SH16_NAMES, SH16_PARENTS
-from geo.weights import WeightsError, check_size, load_parts, read_checked, read_meta, stem, weights_dir
+from geo.weights import WeightsError, check_size, float32_state, load_parts, read_checked, read_meta, stem, weights_dir
 from geo.wild import IMAGE_SUFFIXES, VIDEO_SUFFIXES, WildError
 
 SUFFIX = "regressor"
@@ -131,7 +131,7 @@ def _unblob(blob: bytes, where="regressor") -> regress.Fitted:
         obj = load_tensors(blob, where)
         cfg = RegressorConfig(**obj["regressor"])
         reg = Regressor(cfg, 0)
-        reg.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state"].items()})
+        reg.load_state_dict(float32_state(obj["state"]))
         xs = {k: (m.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (m, s) in obj["x_stats"].items()}
         ys = tuple(v.numpy().astype(np.float32) for v in obj["y_stats"])
         return regress.Fitted(reg.eval(), xs, ys, regress.FitConfig(**obj["fit"]))

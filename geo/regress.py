@@ -478,12 +478,6 @@ class Fitted:
         return (y * self.y_stats[1] + self.y_stats[0]).reshape(-1, 16, 3)
 
 
-def fit_predict(cfg: FitConfig, train: dict, test: dict, labelled: np.ndarray, device="cpu") -> np.ndarray:
-    """One fit (:func:`fit_many` with one config): train on the ``labelled`` rows of
-    ``train``, return the test predictions (N, 16, 3) mm."""
-    return fit_many([cfg], train, test, [labelled], device)[0]
-
-
 def evaluate(pred: np.ndarray, y: np.ndarray, actions) -> dict:
     """Protocol #1 and #2, per action then averaged. Root (zero) joint included, as usual
     for 17-joint H36M evaluation."""

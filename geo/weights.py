@@ -147,6 +147,12 @@ def check_meta(meta, p) -> dict:
     return meta
 
 
+def float32_state(state: dict) -> dict:
+    """A state dict stored in bf16 (weights files are, to stay small) back in float32, the
+    models' master precision; integer tensors as they are."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def read_checked(p: Path, want, sidecar) -> bytes:
     """The bytes of the weights file ``p``, read only when it is a file of at most
     :data:`MAX_BYTES` (never unbounded) and returned only when their sha256 is ``want``, the
@@ -215,7 +221,7 @@ def load_parts(variant: str, dir=None, device="cpu", parts=("phi",)) -> dict:
                                f"({type(e).__name__}: {e})") from e
         try:
             sd = load_tensors(blobs[have[part]], d / have[part])
-            m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+            m.load_state_dict(float32_state(sd))
         except (ValueError, RuntimeError, AttributeError) as e:   # code, another width, or not a state dict
             raise WeightsError(f"{d / have[part]}: not the {part} state dict of the sidecar's config "
                                f"({type(e).__name__}: {str(e).splitlines()[0]})") from e

@@ -13,6 +13,11 @@ from geo.profiles import EXPERIMENTS
 from geo.render import render
 
 
+def fit_one(cfg, train, test, labelled, device="cpu"):
+    """One fit: :func:`geo.regress.fit_many` with one config, its test predictions (N, 16, 3) mm."""
+    return regress.fit_many([cfg], train, test, [labelled], device)[0]
+
+
 def synthetic(n=400, nt=100, seed=0, g=False):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(32, 48))
@@ -34,7 +39,7 @@ def test_batched_equals_single(kind):
     batched = regress.fit_many(cfgs, tr, te, labs)
     info = batched.info
     assert [i["group_size"] for i in info] == [3, 3, 3]       # one batched model
-    singles = [regress.fit_predict(c, tr, te, lab) for c, lab in zip(cfgs, labs)]
+    singles = [fit_one(c, tr, te, lab) for c, lab in zip(cfgs, labs)]
     for b, s in zip(batched, singles):
         assert b.shape == (100, 16, 3)
         np.testing.assert_allclose(b, s, rtol=1e-4, atol=1e-2)   # mm
@@ -50,9 +55,9 @@ def test_regression2_output_depends_on_g():
     # and through a fit: the test G alone changes the predictions
     tr, te = synthetic(g=True)
     cfg = regress.FitConfig("martinez", True, True, steps=10, batch=32, hidden=64)
-    p1 = regress.fit_predict(cfg, tr, te, np.arange(400))
+    p1 = fit_one(cfg, tr, te, np.arange(400))
     te2 = {**te, "g": te["g"][::-1].copy()}
-    p2 = regress.fit_predict(cfg, tr, te2, np.arange(400))
+    p2 = fit_one(cfg, tr, te2, np.arange(400))
     assert np.abs(p1 - p2).max() > 0.1
 
 
@@ -132,7 +137,7 @@ def test_gt2d_regressor_beats_mean_pose(h36m_pack):
     tr = regress.subsample(regress.make_split(h36m_pack, ["S1", "S5"], "gt"), 4000)
     te = regress.subsample(regress.make_split(h36m_pack, ["S9"], "gt"), 1500)
     cfg = regress.FitConfig("martinez", True, False, steps=400, batch=128, lr=2e-3, hidden=256)
-    pred = regress.fit_predict(cfg, {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}, np.arange(len(tr)))
+    pred = fit_one(cfg, {"x2d": tr.x2d, "y": tr.y}, {"x2d": te.x2d, "y": te.y}, np.arange(len(tr)))
     ours = regress.evaluate(pred, te.y, te.actions)["mpjpe"]
     mean = regress.evaluate(np.broadcast_to(tr.y.mean(0), te.y.shape).copy(), te.y, te.actions)["mpjpe"]
     print(f"GT-2D fit {ours:.1f} mm vs mean pose {mean:.1f} mm")
@@ -195,7 +200,7 @@ def test_weight_decay_default_off_and_fits_group_apart():
     both = regress.fit_many(cfgs, tr, te, [lab, lab])
     info = both.info
     assert [i["group_size"] for i in info] == [1, 1]           # one optimiser per weight decay
-    alone = [regress.fit_predict(c, tr, te, lab) for c in cfgs]
+    alone = [fit_one(c, tr, te, lab) for c in cfgs]
     for b, s in zip(both, alone):
         np.testing.assert_allclose(b, s, rtol=1e-4, atol=1e-2)
     assert np.abs(both[0] - both[1]).max() > 1e-3               # the decay is applied
@@ -480,19 +485,19 @@ def test_batched_fits_predict_their_own_test_sets_in_chunks():
     cfgs = [regress.FitConfig(steps=5, batch=50, hidden=16, seed=s) for s in (0, 1)]
     labs = [np.arange(100), np.arange(100, 200)]
     batched = regress.fit_many(cfgs, [tr, tr2], [te, te2], labs)
-    single = [regress.fit_predict(c, t_, t, lab) for c, t_, t, lab in zip(cfgs, [tr, tr2], [te, te2], labs)]
+    single = [fit_one(c, t_, t, lab) for c, t_, t, lab in zip(cfgs, [tr, tr2], [te, te2], labs)]
     for b, s_ in zip(batched, single):
         assert b.shape == (16500, 16, 3)
         np.testing.assert_allclose(b, s_, rtol=1e-4, atol=1e-2)
     # the tail beyond the first chunk is predicted like the head: a fit predicts row by row
-    head = regress.fit_predict(cfgs[0], tr, {k: v[16000:] for k, v in te.items()}, np.arange(100))
+    head = fit_one(cfgs[0], tr, {k: v[16000:] for k, v in te.items()}, np.arange(100))
     np.testing.assert_allclose(batched[0][16000:], head, rtol=1e-4, atol=1e-2)
 
 
 def test_lr_and_its_decay_reach_the_optimiser():
     tr, te = _linear(n=100, nt=20)
     lab = np.arange(100)
-    one = lambda **kw: regress.fit_predict(regress.FitConfig(batch=50, hidden=16, dropout=0.0, **kw), tr, te, lab)  # noqa: E731
+    one = lambda **kw: fit_one(regress.FitConfig(batch=50, hidden=16, dropout=0.0, **kw), tr, te, lab)  # noqa: E731
     p_big, p_small = one(steps=1, lr=0.5), one(steps=1, lr=1e-3)
     assert np.abs(p_big - p_small).max() > 1.0                  # the first step uses the lr asked for
     # decay to ~0 after the first step: two steps are one step
@@ -508,7 +513,7 @@ def test_g_only_and_martinez_fits():
     p, fitted = fits[0], fits.fitted
     assert set(fitted[0].x_stats) == {"g"} and fitted[0].regressor.cfg.in_2d == 0
     te_shuffled = {**te, "x2d": te["x2d"][::-1].copy()}
-    np.testing.assert_array_equal(regress.fit_predict(cfg, tr, te_shuffled, np.arange(120)), p)   # 2D unused
+    np.testing.assert_array_equal(fit_one(cfg, tr, te_shuffled, np.arange(120)), p)   # 2D unused
     fitted = regress.fit_many([regress.FitConfig("martinez", True, True, steps=2, batch=40, hidden=8)], tr, te,
                               [np.arange(120)]).fitted
     assert fitted[0].regressor.cfg.kind == "martinez"
@@ -546,7 +551,7 @@ def test_fits_on_cuda_match_the_cpu():
     labs = [np.arange(100), np.arange(100, 200)]
     cpu = regress.fit_many(cfgs, tr, te, labs)
     gpu = regress.fit_many(cfgs, tr, te, labs, device="cuda")
-    assert regress.fit_predict(cfgs[0], tr, te, labs[0], device="cuda").shape == (50, 16, 3)
+    assert fit_one(cfgs[0], tr, te, labs[0], device="cuda").shape == (50, 16, 3)
     for c, g in zip(cpu, gpu):                  # TF32 matmuls on CUDA: close, not equal
         np.testing.assert_allclose(g, c, rtol=0.05, atol=5.0)
 
@@ -580,7 +585,7 @@ def test_training_steps_follow_the_schedule(monkeypatch):
     assert shapes == [(2, 30, 32)] * 4
     # one full batch per epoch (k = batch): every step sees all k rows, finite results
     shapes.clear()
-    p = regress.fit_predict(regress.FitConfig(steps=3, batch=50, hidden=8), tr, te, np.arange(50))
+    p = fit_one(regress.FitConfig(steps=3, batch=50, hidden=8), tr, te, np.arange(50))
     assert shapes == [(1, 50, 32)] * 3 and np.isfinite(p).all()
 
 
