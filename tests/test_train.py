@@ -1,4 +1,5 @@
 """Training: resume gives identical weights; the variants run; I_SG says why it can't."""
+import numpy as np
 import pytest
 import torch
 
@@ -253,3 +254,21 @@ def test_auto_resumes_before_it_starts_from_weights(ds, tmp_path):
     assert hist["continued_from"] == "a set" and load_checkpoint(tmp_path / "b")[2]["step"] == 4
     with pytest.raises(ValueError, match="init_from 'fresh'"):
         train(tiny("SG", steps=1), src(), tmp_path / "c", progress=False, init_from="fresh")
+
+
+def test_plateau_judges_the_last_window_of_the_curve():
+    from geo.train import plateau
+
+    steps = np.arange(0, 10001, 250)
+    rising = 0.3 + 0.02 * steps / 1000                                  # +0.04 IoU per 2,000 steps
+    r = plateau(steps, rising)
+    assert not r["flat"] and np.isclose(r["gain"], 0.04) and np.isclose(r["gain_per_1k"], 0.02)
+    assert r["evaluations"] == 9 and r["residual_sd"] < 1e-9
+    early_rise = np.where(steps < 6000, 0.3 + 0.05 * steps / 1000, 0.6)  # rose, then flat for 4,000 steps
+    noisy = early_rise + np.random.default_rng(0).normal(0, 0.005, len(steps))
+    f = plateau(steps, noisy)
+    assert f["flat"] and abs(f["gain"]) < 0.01 and 0.002 < f["residual_sd"] < 0.01
+    assert not plateau(steps, early_rise, window=8000)["flat"]          # a window over the rise is not flat
+    assert not plateau(steps[:5], early_rise[:5])["flat"]               # shorter than one window: never flat
+    with pytest.raises(ValueError, match="1-D"):
+        plateau(steps, noisy[:-1])

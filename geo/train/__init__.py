@@ -21,7 +21,8 @@ from geo.train.config import (LATER_FIELDS, NOT_IDENTITY, TRAINED, VARIANTS, Tra
 from geo.train.schedule import lr_at
 from geo.train.step import build, compile_models, make_optimizer, prepare, sample, step_losses, train_step
 from geo.train.ddp import SAMPLING, check_split, log_means, sample_shard, slice_batch, wrap_ddp
-from geo.train.evaluate import HELDOUT_PAIRS, HELDOUT_SEED, heldout_batches, heldout_iou, map_iou, synthesise
+from geo.train.evaluate import (HELDOUT_PAIRS, HELDOUT_SEED, heldout_batches, heldout_iou, map_iou, plateau,
+                                 synthesise)
 from geo.train.checkpoint import (CheckpointError, StaleCheckpoint, check_checkpoint, load_checkpoint, load_models,
                                   load_optimiser, read_checkpoint, save_checkpoint)
 from geo.train.loop import INIT_FROM, Interrupted, NeedsImages, start_mode, train
@@ -34,7 +35,7 @@ __all__ = [
     "lr_at",
     "build", "make_optimizer", "compile_models", "prepare", "step_losses", "sample", "train_step",
     "SAMPLING", "slice_batch", "sample_shard", "check_split", "wrap_ddp", "log_means",
-    "HELDOUT_PAIRS", "HELDOUT_SEED", "map_iou", "synthesise", "heldout_batches", "heldout_iou",
+    "HELDOUT_PAIRS", "HELDOUT_SEED", "map_iou", "synthesise", "heldout_batches", "heldout_iou", "plateau",
     "CheckpointError", "StaleCheckpoint", "save_checkpoint", "read_checkpoint", "load_models", "load_checkpoint",
     "load_optimiser", "check_checkpoint",
     "NeedsImages", "Interrupted", "INIT_FROM", "train", "start_mode",

@@ -9,6 +9,7 @@ a run with evaluation trains the same weights as one without.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from geo import precision
@@ -62,3 +63,28 @@ def heldout_iou(g: Generator, batches: list[Batch], variant: str) -> float:
     finally:
         g.train(was)
 
+
+
+PLATEAU_WINDOW = 2000   # steps: the stretch of the held-out curve a plateau is judged on
+PLATEAU_GAIN = 0.01     # IoU: a least-squares gain over the window below this is "flat"
+
+
+def plateau(steps, iou, window: int = PLATEAU_WINDOW, tol: float = PLATEAU_GAIN) -> dict:
+    """Whether a held-out IoU curve has flattened: the slope of a least-squares line
+    through the evaluations of its last ``window`` steps, as the gain over that window;
+    ``flat`` when it is below ``tol`` (one evaluation's noise is about 0.01 IoU, so a
+    slower rise is within it). Too short a curve (fewer than 4 evaluations in the window,
+    or less than one window long) is never flat. Returns {"window", "evaluations",
+    "gain", "gain_per_1k", "residual_sd", "flat", "tol"}."""
+    s, y = np.asarray(steps, np.float64), np.asarray(iou, np.float64)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError(f"steps {s.shape} and iou {y.shape}: expected two 1-D sequences of one length")
+    m = s >= (s[-1] - window if len(s) else 0)
+    out = {"window": window, "evaluations": int(m.sum()), "tol": tol, "gain": None, "gain_per_1k": None,
+           "residual_sd": None, "flat": False}
+    if m.sum() < 4 or not len(s) or s[-1] - s[0] < window:
+        return out
+    b, a = np.polyfit(s[m], y[m], 1)
+    out.update(gain=float(b * window), gain_per_1k=float(b * 1000),
+               residual_sd=float(np.std(y[m] - (a + b * s[m]), ddof=2)), flat=bool(b * window < tol))
+    return out
