@@ -171,11 +171,15 @@ def test_detector_joint_map_brings_virtual_joints_onto_the_detections(ds):
     the detector puts it (the thorax) and the head top towards the detector's; virtual
     views drawn with it use those joints."""
     src = PairSource(ds, SUBJECTS, seed=0)
+    assert src.joint_map_fit is None                     # fitted on first use only
     w = src.joint_map(frames=2000).cpu().numpy()
     fit = src.joint_map_fit
     spine, head = 7, 9
+    assert fit["frames"] == min(2000, src.n) and len(fit["median_px_nominal"]) == len(fit["median_px_fitted"]) == 16
     assert fit["median_px_nominal"][spine] > 30 and fit["median_px_fitted"][spine] < 10
     assert fit["median_px_fitted"][head] < fit["median_px_nominal"][head]
+    assert np.median(fit["median_px_nominal"]) < 15      # the other joints are near their detections already
+    assert all(v == round(v, 2) for v in fit["median_px_nominal"] + fit["median_px_fitted"])   # px, 2 decimals
     assert np.allclose(w.sum(1), 1, atol=1e-5)
     nominal = src.sample(B, aug=1.0)
     src_b = PairSource(ds, SUBJECTS, seed=0)
@@ -183,10 +187,24 @@ def test_detector_joint_map_brings_virtual_joints_onto_the_detections(ds):
     fitted = src_b.sample(B, aug=1.0, joints="detector")
     # same frames and cameras; the Spine moves by tens of px, more than twice any other joint
     assert torch.equal(nominal.idx, fitted.idx)
-    d = (nominal.x_i - fitted.x_i).norm(dim=-1).median(0).values
-    assert d[spine] > 30 and d[spine] > 2 * torch.cat([d[:spine], d[spine + 1:]]).max()
+    for a, b in ((nominal.x_i, fitted.x_i), (nominal.x_j, fitted.x_j)):   # both views of a virtual pair
+        d = (a - b).norm(dim=-1).median(0).values
+        assert d[spine] > 30 and d[spine] > 2 * torch.cat([d[:spine], d[spine + 1:]]).max()
     with pytest.raises(ValueError, match="joints 'x'"):
         src.sample(4, aug=1.0, joints="x")
+
+
+def test_a_batch_torus_places_both_virtual_views(ds):
+    """``sample(torus=...)`` draws both views of a virtual pair from that torus, not the
+    source's: cameras 30 m away see the person about a fifth the size they do at 2.5-7.5 m."""
+    src = PairSource(ds, SUBJECTS, seed=4)
+    far = Torus(dist_min=30000.0, dist_max=30001.0, target_jitter=0.0)
+    extent = lambda x: (x.amax(1) - x.amin(1)).amax(-1)   # noqa: E731 - px, per pose
+    b = src.sample(B, aug=1.0, torus=far)
+    near = src.sample(B, aug=1.0)
+    assert b.virtual.all() and near.virtual.all()
+    assert extent(b.x_i).max() < 120 and extent(b.x_j).max() < 120
+    assert extent(near.x_i).median() > 200 and extent(near.x_j).median() > 200
 
 
 # A small synthetic Dataset (made here, no files) with the awkward cases the real pack
