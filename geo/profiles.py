@@ -87,7 +87,7 @@ LIFT = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000
 
 
 RUNS = {
-    # train_s: training time for the four generators together (<= 6 min, the cap);
+    # train_s: training time for the four generators together (<= 6 min: one GPU command's share of a 10-minute limit);
     # reserve_s: what the stage after training in the same command needs on an H100
     # (Figure 5: encoding + its regressor sweep), kept free inside the budget. Figure 6
     # and the regressor benchmark run as a second command (scripts/gpu_run.sh, GEO_STAGES).

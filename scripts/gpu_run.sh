@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU run (issue "The paper's central claim on real Human3.6M", item 4).
+# The one prepared GPU run: the paper's central claim on real Human3.6M, on a GPU.
 #
 #   scripts/gpu_run.sh DATA OUT [PROFILE] [BUDGET_S] [COMMIT]
 #
