@@ -621,3 +621,34 @@ def test_fig6_with_k_trains_each_seed_on_figure5s_subset(monkeypatch):
     assert r6["Regression#1"]["BL"]["train_rows"] == len(full_tr) and str(k) in r6["Regression#1"]["BL"]["train_frames"]
     with pytest.raises(ValueError, match="k = 1"):
         E.fig6(ds, {"DG+AUG": object()}, profile="quick", progress=False, k=1)
+
+
+def test_bf16_is_chosen_per_kind_and_said(monkeypatch):
+    """A fit trains under bf16 where asked (``bf16=True``) and the device has bf16 units,
+    or, by default, where its kind is in BF16_KINDS on a CPU; fit info names the dtype."""
+    tr, te = synthetic(n=60, nt=5)
+    cfg = regress.FitConfig(steps=2, batch=20, hidden=8)
+    has = precision.bf16(torch.device("cpu"))
+    dtype = lambda **kw: regress.fit_many([cfg], tr, te, [np.arange(40)], **kw).info[0]["dtype"]  # noqa: E731
+    assert dtype() == "float32" and dtype(bf16=False) == "float32"          # BF16_KINDS is empty
+    assert dtype(bf16=True) == ("bf16" if has else "float32")
+    monkeypatch.setattr(regress, "BF16_KINDS", ("fc",))
+    assert regress.use_bf16("fc", "cpu") is has and not regress.use_bf16("martinez", "cpu")
+    assert not regress.use_bf16("fc", torch.device("meta"))                 # a CPU rule: not another device
+    assert dtype() == ("bf16" if has else "float32") and dtype(bf16=False) == "float32"
+    monkeypatch.setattr(regress.precision, "bf16", lambda dev: False)       # a CPU without bf16 units
+    assert dtype(bf16=True) == "float32" and not regress.use_bf16("fc", "cpu")
+
+
+def test_a_long_fit_shows_a_bar_when_asked(capsys):
+    """A fit of 2,000 steps or more shows a step bar with its total when ``progress`` is
+    on, and nothing otherwise; shorter fits print their summary line only."""
+    tr, te = synthetic(n=40, nt=5)
+    cfg = regress.FitConfig(steps=2000, batch=20, hidden=4)
+    regress.fit_many([cfg], tr, te, [np.arange(20)])
+    assert capsys.readouterr().err == ""
+    regress.fit_many([cfg], tr, te, [np.arange(20)], progress=True)
+    err = capsys.readouterr().err
+    assert "fit fc x1 k=20" in err and "2000/2000" in err and ("step/s" in err or "s/step" in err), err
+    regress.fit_many([regress.FitConfig(steps=1999, batch=20, hidden=4)], tr, te, [np.arange(20)], progress=True)
+    assert "fit fc" not in capsys.readouterr().err
