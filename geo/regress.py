@@ -308,6 +308,10 @@ def fit_many(cfgs, train, test, labelled, device="cpu", progress: bool = False, 
 # (benchmarks/results/bench_precision.json, "regressor" rows). On CUDA TF32 is used instead.
 BF16_KINDS: tuple = ()
 
+# A fit this long shows a step bar when asked (all frames: tens of minutes on a CPU);
+# shorter ones say only their summary line.
+BAR_FROM_STEPS = 2000
+
 
 def use_bf16(kind: str, device) -> bool:
     """Whether fits of ``kind`` train under bf16 autocast on ``device`` (:data:`BF16_KINDS`)."""
@@ -390,7 +394,7 @@ def _train_group(model, grp: _Group, cfgs, sched: Schedule, k: int, dev, half: b
     model.train()
     order = None
     bar = tqdm(total=sched.steps, desc=f"fit {c0.kind} x{len(cfgs)} k={k}", unit="step", mininterval=30,
-               disable=not (progress and sched.steps >= 2000))
+               disable=not (progress and sched.steps >= BAR_FROM_STEPS))
     for t in range(sched.steps):
         j = t % per_epoch
         if j == 0:

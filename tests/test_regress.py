@@ -640,15 +640,16 @@ def test_bf16_is_chosen_per_kind_and_said(monkeypatch):
     assert dtype(bf16=True) == "float32" and not regress.use_bf16("fc", "cpu")
 
 
-def test_a_long_fit_shows_a_bar_when_asked(capsys):
-    """A fit of 2,000 steps or more shows a step bar with its total when ``progress`` is
-    on, and nothing otherwise; shorter fits print their summary line only."""
+def test_a_long_fit_shows_a_bar_when_asked(capsys, monkeypatch):
+    """A fit of BAR_FROM_STEPS steps or more shows a step bar with its total when
+    ``progress`` is on, and nothing otherwise; shorter fits print their summary line only."""
+    monkeypatch.setattr(regress, "BAR_FROM_STEPS", 30)    # the rule, at a size a test affords
     tr, te = synthetic(n=40, nt=5)
-    cfg = regress.FitConfig(steps=2000, batch=20, hidden=4)
+    cfg = regress.FitConfig(steps=30, batch=20, hidden=4)
     regress.fit_many([cfg], tr, te, [np.arange(20)])
     assert capsys.readouterr().err == ""
     regress.fit_many([cfg], tr, te, [np.arange(20)], progress=True)
     err = capsys.readouterr().err
-    assert "fit fc x1 k=20" in err and "2000/2000" in err and ("step/s" in err or "s/step" in err), err
-    regress.fit_many([regress.FitConfig(steps=1999, batch=20, hidden=4)], tr, te, [np.arange(20)], progress=True)
+    assert "fit fc x1 k=20" in err and "30/30" in err and ("step/s" in err or "s/step" in err), err
+    regress.fit_many([regress.FitConfig(steps=29, batch=20, hidden=4)], tr, te, [np.arange(20)], progress=True)
     assert "fit fc" not in capsys.readouterr().err
