@@ -94,7 +94,7 @@ def test_rows_match_an_independent_evaluation(result, embedded, encoder, threedh
     test = {"x2d": np.concatenate([te.x2d, hd["x2d"]]), "y": np.concatenate([te.y, hd["y"]]),
             "g": np.concatenate([g_te, g_hd])}
     cfg = regress.FitConfig("martinez", True, True, seed=0, profile="quick", hidden=256, steps=3)
-    pred = regress.fit_predict(cfg, train, test, np.arange(len(tr)))
+    pred = regress.fit_many([cfg], train, test, [np.arange(len(tr))]).preds[0]
     ev = regress.evaluate(pred[:len(te)], te.y, te.actions)
     row = next(x for x in r["table1"] if (x["protocol"], x["input"], x["method"]) == ("#1", "gt", "Ours+Regression#2"))
     assert row["Avg."] == pytest.approx(ev["mpjpe"], rel=1e-4)
