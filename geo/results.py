@@ -28,11 +28,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from geo.device import has_cuda
-
 import numpy as np
 
 from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
+from geo.device import has_cuda
 from geo.data.identity import data_key
 from geo.profiles import PUBLISHED
 from geo.safety import plain_name

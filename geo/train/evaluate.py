@@ -72,17 +72,17 @@ PLATEAU_GAIN = 0.01     # IoU: a least-squares gain over the window below this i
 def plateau(steps, iou, window: int = PLATEAU_WINDOW, tol: float = PLATEAU_GAIN) -> dict:
     """Whether a held-out IoU curve has flattened: the slope of a least-squares line
     through the evaluations of its last ``window`` steps, as the gain over that window;
-    ``flat`` when it is below ``tol`` (one evaluation's noise is about 0.01 IoU, so a
-    slower rise is within it). Too short a curve (fewer than 4 evaluations in the window,
-    or less than one window long) is never flat. Returns {"window", "evaluations",
-    "gain", "gain_per_1k", "residual_sd", "flat", "tol"}."""
+    ``flat`` when it is below ``tol`` (about twice the evaluations' scatter about that line,
+    ``residual_sd``, 0.004-0.005 on the committed cpu-profile curves). Too short a curve
+    (less than one window long, or fewer than 4 evaluations in it) is never flat. Returns
+    {"window", "evaluations", "gain", "gain_per_1k", "residual_sd", "flat", "tol"}."""
     s, y = np.asarray(steps, np.float64), np.asarray(iou, np.float64)
     if s.shape != y.shape or s.ndim != 1:
         raise ValueError(f"steps {s.shape} and iou {y.shape}: expected two 1-D sequences of one length")
-    m = s >= (s[-1] - window if len(s) else 0)
+    m = s >= s[-1] - window if len(s) else np.zeros(0, bool)
     out = {"window": window, "evaluations": int(m.sum()), "tol": tol, "gain": None, "gain_per_1k": None,
            "residual_sd": None, "flat": False}
-    if m.sum() < 4 or not len(s) or s[-1] - s[0] < window:
+    if m.sum() < 4 or s[-1] - s[0] < window:
         return out
     b, a = np.polyfit(s[m], y[m], 1)
     out.update(gain=float(b * window), gain_per_1k=float(b * 1000),
