@@ -11,6 +11,7 @@ One module per concern, in the order a run meets them:
 :mod:`geo.train.checkpoint`  ``last.pt``: written, read, checked against the config
 :mod:`geo.train.loop`        :func:`train`: how a run starts (``init_from``), the loop
 :mod:`geo.train.throughput`  pairs/s measured, and the steps a time budget buys
+:mod:`geo.train.history`     one variant's successive runs joined into one training curve
 :mod:`geo.train.cli`         ``python -m geo train``
 ==========================  ================================================================
 
