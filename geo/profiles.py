@@ -78,12 +78,21 @@ SCHEDULES = {
     "quick": {"fc": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=4, min_steps=600),
               "martinez": dict(batch=256, lr=1e-3, lr_final=1e-4, epochs=2, min_steps=300)},
 }
+SCHEDULES["cpu"] = SCHEDULES["full"]   # as EXPERIMENTS: smaller generators, the paper's regressors
 
 
 # Training / test rows of the regressor (evenly spaced over subjects, actions, cameras;
 # geo.regress.subsample) and its width, per profile. Encoding G with the width-32 encoder
 # costs ~15 ms per pose on one CPU core, which bounds the rows.
 LIFT = {"quick": dict(train=600, test=200, hidden=256), "full": dict(train=16000, test=3000, hidden=1024)}
+LIFT["cpu"] = LIFT["full"]
+
+
+# Figures 3 and 4 (notebook 06, geo.qualitative): ``fig3`` self-occluded views shown, drawn
+# from every ``every``-th test frame, the ``pool`` most occluded of which give the mean MPJPE;
+# ``steps`` interpolation steps of Figure 4.
+QUALITATIVE = {"quick": dict(fig3=3, every=10, steps=7, pool=50), "full": dict(fig3=4, every=4, steps=8, pool=200)}
+QUALITATIVE["cpu"] = QUALITATIVE["full"]
 
 
 RUNS = {
