@@ -223,7 +223,10 @@ def test_schedule_by_hand():
     assert s.steps == 4 * (100_000 // 256)
     assert regress.schedule("fc", 2).batch == 2
     assert regress.schedule("fc", 5000) == regress.schedule("fc", 5000, "full")
-    with pytest.raises(ValueError, match=r"profile 'slow'.*\['full', 'quick'\]"):
+    # the cpu profile trains smaller generators and evaluates them with the paper's regressors
+    assert all(regress.schedule(kd, k, "cpu") == regress.schedule(kd, k, "full")
+               for kd in ("fc", "martinez") for k in (50, 5000, 293_116))
+    with pytest.raises(ValueError, match=r"profile 'slow'.*\['cpu', 'full', 'quick'\]"):
         regress.schedule("fc", 100, "slow")
     with pytest.raises(ValueError, match=r"kind 'cnn'.*\['fc', 'martinez'\]"):
         regress.schedule("cnn", 100)
