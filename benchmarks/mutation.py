@@ -127,6 +127,13 @@ def _prepare(d: Path, module: str, tests: list[str], deselect: list[str], with_n
         for f in (d / "tests").glob("test_mutants_*.py"):
             f.unlink()
     (d / "shared").symlink_to(REPO.parent / "shared")   # tests/conftest.py: parents[2] / "shared"
+    # tqdm's default lock holds a multiprocessing semaphore that every mutant's worker (each
+    # forked from mutmut's main process, which created the lock while it ran the suite) shares:
+    # a worker killed at its timeout while holding it leaves every later worker's progress bar
+    # waiting, and all of them time out. In the scratch copy only, each worker gets its own lock.
+    with open(d / "tests" / "conftest.py", "a") as f:
+        f.write("\n\nimport threading as _threading  # noqa: E402 - benchmarks/mutation.py\n"
+                "from tqdm import tqdm as _tqdm  # noqa: E402\n_tqdm.set_lock(_threading.RLock())\n")
     (d / "pyproject.toml").write_text(_pyproject(module, tests, deselect))
 
 
