@@ -280,6 +280,11 @@ def _full_gpu_parser(sub) -> None:
     f.add_argument("--steps", type=int, default=None, metavar="N",
                    help="train each generator to N steps in all, continuing saved weights (instead of steps sized "
                         "from --budget-s), e.g. the same number of training pairs for every variant")
+    f.add_argument("--k-min", type=int, default=None, metavar="K",
+                   help="labelled rows at least K: Figure 5's sweep starts there (e.g. the all-frames point as a run "
+                        "of its own; geo.experiments.merge_fig5 joins it to the other k)")
+    f.add_argument("--label-seeds", default=None, metavar="S",
+                   help="comma-separated label-subset seeds of Figure 5 (default: the profile's), e.g. 0")
 
 
 def _lift_parser(sub) -> None:
@@ -365,12 +370,21 @@ def check_full_gpu(a) -> tuple[list[str], list[str] | None, Path]:
     if a.budget_s is not None and not (math.isfinite(a.budget_s) and a.budget_s > 0):
         raise UsageError(f"--budget-s {a.budget_s}: expected a positive number of seconds")
     variants = None if a.variants is None else [v.strip() for v in a.variants.split(",") if v.strip()]
+    seeds = None
+    if a.label_seeds is not None:
+        try:
+            seeds = [int(v) for v in a.label_seeds.split(",") if v.strip()]
+        except ValueError as e:
+            raise UsageError(f"--label-seeds {a.label_seeds!r}: expected comma-separated integers") from e
     for arg, value, kw in (("--variants", a.variants, {"variants": variants}), ("--k-max", a.k_max, {"k_max": a.k_max}),
-                             ("--steps", a.steps, {"steps": a.steps})):
+                             ("--steps", a.steps, {"steps": a.steps}),
+                             ("--k-min", a.k_min, {"k_min": a.k_min, "k_max": a.k_max}),
+                             ("--label-seeds", a.label_seeds, {"label_seeds": seeds})):
         try:
             pipeline.check_options(**kw)
         except ValueError as e:
             raise UsageError(f"{arg} {value!r}: {e}") from e
+    a.label_seeds_list = seeds
     return stages, variants, check_out(a.out)
 
 
@@ -379,7 +393,8 @@ def _full_gpu_command(a, data: str, stages: list[str], variants: list[str] | Non
     holds another run's results, 130 when interrupted (the same command continues)."""
     try:
         return pipeline.run(data, out, stages, a.profile, a.budget_s, a.commit, variants=variants, k_max=a.k_max,
-                            steps=a.steps)
+                            steps=a.steps, **({"k_min": a.k_min} if a.k_min is not None else {}),
+                            **({"label_seeds": a.label_seeds_list} if a.label_seeds_list is not None else {}))
     except StaleCache as e:   # raised before any work: OUT belongs to another run
         print(f"geo: error: --out {e}", file=sys.stderr)
         return 2

@@ -259,17 +259,20 @@ def gain_at(rows, k_target: int = 500) -> dict:
 
 def merge_fig5(shards, out=None) -> dict:
     """Join the partial Figure 5 results of parallel jobs (notebook 03 run with ``shard``,
-    ``label_seeds``, ``k_range``; each wrote ``fig5-<shard>.json``) into one:
-    {"fig5": {"rows", "gain_pct"}, "meta"}; written to ``out`` if given, where notebook 03
-    draws it as ``precomputed``. The shards must share data, profile and generator seed,
-    and no (input, method, k, seed) may come twice (ValueError naming the files)."""
+    ``label_seeds``, ``k_range``; each wrote ``fig5-<shard>.json``), or the ``fig5.json`` of
+    ``python -m geo full-gpu`` runs (e.g. one with ``--k-max``, one with ``--k-min``), into
+    one: {"fig5": {"rows", "gain_pct"}, "meta"}; written to ``out`` if given, where notebook
+    03 draws it as ``precomputed``. The shards must share data, profile, generator seed and,
+    where their sidecars name them, the generators' sha256 (kept in the merged meta), and
+    no (input, method, k, seed) may come twice (ValueError naming the files)."""
     import json
 
     rows, metas, seen = [], [], {}
     for p in map(Path, shards):
         try:
             blob = json.loads(p.read_text())
-            shard_rows, meta = blob["rows"], blob.get("meta", {})
+            part = blob["fig5"] if "fig5" in blob else blob   # a full-gpu stage JSON or a notebook's shard
+            shard_rows, meta = part["rows"], blob.get("meta", {})
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{p}: not a partial Figure 5 result ({type(e).__name__}: {e}); expected the "
                              f"fig5-<shard>.json that notebook 03 writes") from e
@@ -277,6 +280,11 @@ def merge_fig5(shards, out=None) -> dict:
             if metas and meta.get(f) != metas[0][1].get(f):
                 raise ValueError(f"{p}: {f} {meta.get(f)!r} differs from {metas[0][0]}'s {metas[0][1].get(f)!r}; "
                                  f"expected shards of one sweep")
+        for q, m in metas:   # one figure, one generator: never rows of two encoders side by side
+            for v in set(_encoder_shas(meta)) & set(_encoder_shas(m)):
+                if _encoder_shas(meta)[v] != _encoder_shas(m)[v]:
+                    raise ValueError(f"{p}: its {v} encoder (sha256 {_encoder_shas(meta)[v][:12]}...) differs from "
+                                     f"{q}'s ({_encoder_shas(m)[v][:12]}...); expected shards from one generator")
         for r in shard_rows:
             key = (r["input"], r["method"], r["k"], r["seed"])
             if key in seen:
@@ -293,10 +301,20 @@ def merge_fig5(shards, out=None) -> dict:
             "seeds": sorted({r["seed"] for r in rows}), "merged_from": [str(p) for p, _ in metas],
             "wall_time_s": sum(walls) if None not in walls else None,
             "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
+    gens = {v: r for _, m in metas for v, r in (m.get("generators") or {}).items()}
+    if gens:
+        meta["generators"] = gens
     merged = {"fig5": {"rows": rows, "gain_pct": gain_at(rows, 500)}, "meta": meta}
     if out is not None:
         atomic_write(Path(out), json.dumps(merged, indent=1))
     return merged
+
+
+def _encoder_shas(meta: dict) -> dict:
+    """{variant: encoder sha256} of the generators a stage's sidecar names (none: {})."""
+    gens = meta.get("generators") if isinstance(meta, dict) else None
+    return {v: r["encoder_state_sha256"] for v, r in (gens or {}).items()
+            if isinstance(r, dict) and r.get("encoder_state_sha256")}
 
 
 FIG6_RUNGS = ("BL", "BL+I_SG", "BL+AE", "BL+SG", "BL+SG+AUG", "BL+DG+AUG")

@@ -80,9 +80,12 @@ def _write(out: Path, name: str, key: str, result, prov: Provenance, **more):
     _log(f"wrote {out / (name + '.json')}")
 
 
-def check_options(variants=None, k_max: int | None = None, steps: int | None = None) -> None:
-    """:func:`run`'s ``variants`` (some of :data:`TRAINED`), ``k_max`` and ``steps`` (positive),
-    checked before any work; ValueError naming the bad value otherwise (the CLI adds the option)."""
+def check_options(variants=None, k_max: int | None = None, steps: int | None = None, k_min: int | None = None,
+                  label_seeds=None) -> None:
+    """:func:`run`'s ``variants`` (some of :data:`TRAINED`), ``k_max``, ``k_min`` (positive, at
+    most ``k_max``), ``steps`` (positive) and ``label_seeds`` (a non-empty list of distinct
+    non-negative integers), checked before any work; ValueError naming the bad value
+    otherwise (the CLI adds the option)."""
     if variants is not None:
         bad = [v for v in variants if v not in TRAINED]
         if bad or not variants:
@@ -91,10 +94,16 @@ def check_options(variants=None, k_max: int | None = None, steps: int | None = N
         raise ValueError("expected a positive number of labelled rows")
     if steps is not None and steps < 1:
         raise ValueError("expected a positive number of training steps")
+    if k_min is not None and (k_min < 1 or (k_max is not None and k_min > k_max)):
+        raise ValueError(f"expected a positive number of labelled rows{f', at most --k-max {k_max}' if k_max else ''}")
+    if label_seeds is not None and (not label_seeds or len(set(label_seeds)) != len(label_seeds)
+                                    or not all(isinstance(v, int) and v >= 0 for v in label_seeds)):
+        raise ValueError("expected distinct non-negative integers (label-subset seeds)")
 
 
 def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | None = None,
-        commit: str | None = None, variants=None, k_max: int | None = None, steps: int | None = None) -> int:
+        commit: str | None = None, variants=None, k_max: int | None = None, steps: int | None = None,
+        k_min: int | None = None, label_seeds=None) -> int:
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
     generators stage trains (default all four, :data:`TRAINED`), with their time shares
     rescaled to the whole training time, e.g. to train on each core its own variants, in
@@ -102,10 +111,13 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
     the shards), and Figure 6 trains on this many per seed instead of all. ``steps``: each variant trains to this many steps in all (continuing its
     saved weights), instead of steps sized from ``budget_s``: e.g. to give every variant the
-    same number of training pairs."""
+    same number of training pairs. ``k_min`` and ``label_seeds``: Figure 5's sweep starts at
+    this many labelled rows and runs only these label-subset seeds (default: the profile's),
+    e.g. the all-frames point alone (``k_min`` = all rows) with one seed: a shard that
+    :func:`geo.experiments.merge_fig5` joins to a run of the other k."""
     if commit:
         os.environ["GEO_COMMIT"] = commit
-    check_options(variants, k_max, steps)
+    check_options(variants, k_max, steps, k_min, label_seeds)
     P = RUNS[profile]
     if variants is not None:
         P = {**P, "variants": tuple(variants)}
@@ -113,6 +125,10 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
         P = {**P, "k_max": int(k_max)}
     if steps is not None:
         P = {**P, "steps": int(steps)}
+    if k_min is not None:
+        P = {**P, "k_min": int(k_min)}
+    if label_seeds is not None:
+        P = {**P, "label_seeds": [int(v) for v in label_seeds]}
     clock = Clock(budget_s)
     out.mkdir(parents=True, exist_ok=True)
     # a stage JSON (or schedule.json) in OUT is skipped as done only when this data,
@@ -120,7 +136,9 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     claim(out, {"data_identity": experiments.data_identity(data), "profile": profile,
                 **({"variants": list(variants)} if variants is not None else {}),
                 **({"k_max": int(k_max)} if k_max is not None else {}),
-                **({"steps": int(steps)} if steps is not None else {})})
+                **({"steps": int(steps)} if steps is not None else {}),
+                **({"k_min": int(k_min)} if k_min is not None else {}),
+                **({"label_seeds": [int(v) for v in label_seeds]} if label_seeds is not None else {})})
     ds = load(data)
     dev = experiments.device()
     _log(f"data {data}: {sum(len(v) for v in ds.sequences.values())} sequences; device {dev}; "
@@ -223,9 +241,11 @@ def _stage_generators(ctx: Run, path: Path):
 
 def _stage_fig5(ctx: Run, path: Path):
     t0, prov = time.time(), ctx.provenance("seeds")
-    k_max = ctx.P.get("k_max")
-    r = experiments.fig5(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.P["exp_profile"], progress=True,
-               k_range=(1, k_max) if k_max else None)
+    k_min, k_max, seeds = ctx.P.get("k_min"), ctx.P.get("k_max"), ctx.P.get("label_seeds")
+    if seeds is not None:
+        prov.meta["seeds"] = list(seeds)
+    r = experiments.fig5(ctx.ds, ctx.encoder_of("DG+AUG"), ctx.P["exp_profile"], progress=True, seeds=seeds,
+               k_range=(k_min or 1, k_max or 2**62) if (k_min or k_max) else None)
     _log("fig5 gain", r["gain_pct"])
     _write_stage(ctx, "fig5", r, prov, t0, "DG+AUG")
 

@@ -179,3 +179,26 @@ def test_full_gpu_passes_its_checked_options_to_the_pipeline(tmp_path, monkeypat
     assert calls == [(("embedded", tmp_path.resolve() / "o", ["fig5", "tables"], "tiny", None, None),
                       {"variants": ["SG", "DG+AUG"], "k_max": 40, "steps": 3})]
     assert not (tmp_path / "o").exists()
+
+
+def test_k_min_above_k_max(capsys, tmp_path):
+    _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--k-max", "40", "--k-min", "41"],
+           "--k-min")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("seeds", ["a", "0,0", "-1"])
+def test_bad_label_seeds(capsys, tmp_path, seeds):
+    _fails(capsys, ["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--label-seeds", seeds],
+           "--label-seeds")
+    assert not (tmp_path / "o").exists()
+
+
+def test_full_gpu_passes_k_min_and_label_seeds(tmp_path, monkeypatch):
+    import geo.pipeline
+
+    calls = []
+    monkeypatch.setattr(geo.pipeline, "run", lambda *a, **k: calls.append(k) or 0)
+    assert cli.main(["full-gpu", "--data", "embedded", "--out", str(tmp_path / "o"), "--stages", "fig5",
+                     "--k-min", "300", "--label-seeds", "0, 2"]) == 0
+    assert calls[0]["k_min"] == 300 and calls[0]["label_seeds"] == [0, 2]

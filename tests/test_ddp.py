@@ -254,3 +254,29 @@ def test_fig5_parts_merge_to_the_whole_sweep(ds, tmp_path, monkeypatch):
         E.merge_fig5([shards[0], other])
     with pytest.raises(ValueError, match=r"k_range \[100000, 200000\]: no k"):
         E.fig5(ds, None, "quick", progress=False, k_range=[100000, 200000])
+
+
+def test_fig5_merge_joins_full_gpu_runs_of_one_generator_only(tmp_path):
+    """Two ``full-gpu`` fig5.json (e.g. the sweep up to --k-max and the all-frames point of
+    --k-min) merge into one, keeping the generator they name; rows drawn through another
+    encoder are refused, naming the file."""
+    import json
+
+    from geo import experiments as E
+
+    def run(name, k, sha):
+        rows = [{"input": "sh", "method": m, "k": k, "seed": 0, "mpjpe": 100.0 + i, "p_mpjpe": 80.0}
+                for i, m in enumerate(("Baseline#1", "Regression#1"))]
+        meta = {"data": "/d/h36m", "profile": "cpu", "wall_time_s": 2.0,
+                "generators": {"DG+AUG": {"variant": "DG+AUG", "encoder_state_sha256": sha * 64}}}
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({"fig5": {"rows": rows, "gain_pct": {}}, "meta": meta}))
+        return p
+
+    low, high = run("low", 500, "a"), run("high", 9000, "a")
+    merged = E.merge_fig5([low, high])
+    assert sorted(r["k"] for r in merged["fig5"]["rows"]) == [500, 500, 9000, 9000]
+    assert merged["meta"]["generators"]["DG+AUG"]["encoder_state_sha256"] == "a" * 64
+    assert merged["meta"]["wall_time_s"] == 4.0
+    with pytest.raises(ValueError, match=r"other\.json: its DG\+AUG encoder"):
+        E.merge_fig5([low, run("other", 9000, "b")])

@@ -195,3 +195,27 @@ def test_every_stage_has_its_function():
     from geo import pipeline
 
     assert list(pipeline.STAGE_FUNCTIONS) == list(pipeline.STAGES)
+
+
+def test_fig5_stage_runs_the_k_and_seeds_asked_for(tmp_path, monkeypatch):
+    """``k_min`` / ``label_seeds`` reach Figure 5's sweep as its k range and seeds, the
+    sidecar names those seeds, and the folder records them (a run without them is refused)."""
+    from geo import experiments, pipeline
+    from geo.cache import StaleCache
+
+    got = []
+
+    def fake_fig5(ds, encoder, profile, progress=True, seeds=None, k_range=None):
+        got.append((seeds, k_range))
+        return {"rows": [], "gain_pct": {}}
+
+    monkeypatch.setattr(experiments, "fig5", fake_fig5)
+    monkeypatch.setattr(pipeline.Run, "encoder_of", lambda self, v: None)
+    out = tmp_path / "out"
+    assert pipeline.run("embedded", out, ["fig5"], "tiny", None, k_min=300, label_seeds=[1]) == 0
+    assert got == [([1], (300, 2**62))]
+    assert json.loads((out / "fig5.json").read_text())["meta"]["seeds"] == [1]
+    with pytest.raises(StaleCache):
+        pipeline.run("embedded", out, ["fig5"], "tiny", None)
+    with pytest.raises(ValueError, match="at most --k-max 200"):
+        pipeline.run("embedded", tmp_path / "o2", ["fig5"], "tiny", None, k_min=300, k_max=200)
