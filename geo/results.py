@@ -115,16 +115,35 @@ def git_commit() -> dict:
 
 
 def device_info() -> dict:
+    """Where a result was computed: host, versions, threads, the processor and, for the
+    device the work ran on, its compute dtype (:func:`geo.precision.describe`): a wall time
+    measured in float32 on a CPU without bf16 units is not comparable with one in bf16."""
     import torch
 
+    from geo import precision
+
     info = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_threads": torch.get_num_threads()}
+            "cpu_threads": torch.get_num_threads(), "cpu": cpu_model()}
     if has_cuda():
         info["cuda"] = torch.cuda.get_device_name(0)
         info["device"] = "cuda"
     else:
         info["device"] = "cpu"
+    info["compute"] = precision.describe(info["device"])
     return info
+
+
+def cpu_model() -> str | None:
+    """The processor's model name (Linux: /proc/cpuinfo; elsewhere :func:`platform.processor`),
+    None when neither says."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def stamp() -> dict:

@@ -299,3 +299,17 @@ def test_wall_time_is_the_work_not_the_save(figs):
     assert side["wall_time_s"] == 173.0 and 0 <= side["drawn_in_s"] < 173.0
     results.save_table({"x": 1}, "drawn2", _prov(), computed_by={"wall_time_s": 42.5})
     assert json.loads((figs / "drawn2.json").read_text())["meta"]["wall_time_s"] == 42.5
+
+
+def test_device_record_names_the_processor_and_its_compute_dtype(monkeypatch):
+    """A wall time is read with the processor and dtype it was measured in: the record says
+    both, and the dtype follows what geo.precision decides (here forced by GEO_CPU_DTYPE)."""
+    from geo import precision
+
+    monkeypatch.setattr(results, "has_cuda", lambda: False)
+    for want, line in (("float32", "cpu float32"), ("bfloat16", "cpu bf16 channels_last")):
+        monkeypatch.setenv(precision.ENV, want)
+        info = results.device_info()
+        assert info["device"] == "cpu" and info["compute"] == line
+    assert info["cpu"] == results.cpu_model()
+    assert info["cpu"] is None or (isinstance(info["cpu"], str) and info["cpu"].strip() == info["cpu"] != "")
