@@ -273,7 +273,8 @@ def _full_gpu_parser(sub) -> None:
     f.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
     f.add_argument("--variants", default=None,
                    help="comma-separated generators the generators stage trains (default: all four); e.g. one "
-                        "process per core, each with its own --out")
+                        "process per core, each with its own --out; the fig6 stage then computes only their rungs "
+                        "(geo.experiments.merge_fig6 puts them into a whole ladder)")
     f.add_argument("--k-max", type=int, default=None, metavar="K",
                    help="labelled rows at most K: Figure 5's sweep stops there (e.g. leave the all-frames point to "
                         "another run) and Figure 6 trains on K rows per seed")

@@ -320,14 +320,21 @@ def _encoder_shas(meta: dict) -> dict:
 FIG6_RUNGS = ("BL", "BL+I_SG", "BL+AE", "BL+SG", "BL+SG+AUG", "BL+DG+AUG")
 
 
-def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: int | None = None) -> dict:
+def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: int | None = None,
+         rungs=None) -> dict:
     """The ablation ladder, Protocol #1 MPJPE, SH input, on all labelled training frames
     (``k``: on k of them per seed, :func:`geo.regress.label_subsets`, the subsets Figure 5
     draws at that k: what a CPU can afford; only those rows are encoded).
     ``encoders``: {variant: encoder or None when the variant could not be trained}.
     Regression#1 ladder: BL = FC on 2D, BL+X = FC on G of X. Regression#2 ladder: BL =
     Martinez et al. on 2D, BL+X = Martinez et al. on 2D + G of X (summed after one FC).
-    Per ladder, the rungs with G (and their seeds) train together as one batched model."""
+    Per ladder, the rungs with G (and their seeds) train together as one batched model.
+    ``rungs``: only these of :data:`FIG6_RUNGS` (default all), e.g. the one rung whose
+    generator trained further; a fit gives the same predictions alone or batched
+    (:func:`geo.regress.fit_many`), so :func:`merge_fig6` puts them into a whole ladder."""
+    chosen = FIG6_RUNGS if rungs is None else tuple(r for r in FIG6_RUNGS if r in set(rungs))
+    if rungs is not None and (not chosen or len(chosen) != len(set(rungs))):
+        raise ValueError(f"rungs {list(rungs)!r}: expected some of {list(FIG6_RUNGS)}")
     ex = EXPERIMENTS[profile]
     tr, te = splits(ds, "sh", profile)
     n = len(tr.y)
@@ -344,7 +351,7 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: 
     out = {}
     for reg, kind in (("Regression#1", "fc"), ("Regression#2", "martinez")):
         ladder, jobs = {}, []
-        for rung in FIG6_RUNGS:
+        for rung in chosen:
             variant = rung[3:] if rung != "BL" else None
             if variant is not None and encoders.get(variant) is None:
                 why = "I_SG needs Human3.6M video frames, which this data has not" if variant == "I_SG" else "not trained"
@@ -362,7 +369,7 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: 
         fits = regress.fit_many([j[3] for j in jobs], [inputs[j[1]][0] for j in jobs], [inputs[j[1]][1] for j in jobs],
                                 [labs[j[2]] for j in jobs], device(), progress=progress)
         preds, info = fits.preds, fits.info
-        for rung in FIG6_RUNGS:
+        for rung in chosen:
             if ladder[rung] is not None:
                 continue
             sel = [i for i, j in enumerate(jobs) if j[0] == rung]
@@ -371,8 +378,62 @@ def fig6(ds: Dataset, encoders: dict, profile: str = "quick", progress=True, k: 
                             "epochs": info[sel[0]]["epochs"], "steps": info[sel[0]]["steps"], "hidden": ex["hidden"],
                             "labelled_rows": len(labs[jobs[sel[0]][2]]), "train_rows": n, "test_rows": len(te),
                             "train_frames": tr.note, "test_frames": te.note}
-        out[reg] = {rung: ladder[rung] for rung in FIG6_RUNGS}
+        out[reg] = {rung: ladder[rung] for rung in chosen}
     return out
+
+
+# what two parts of one Figure 6 must share, per rung: the same split and labelled rows
+_FIG6_SAME = ("labelled_rows", "train_rows", "test_rows", "train_frames", "test_frames", "hidden", "epochs", "steps")
+
+
+def merge_fig6(base, part, out=None) -> dict:
+    """A Figure 6 whose rungs in ``part`` (a ``python -m geo full-gpu`` fig6.json of some
+    rungs, e.g. one generator trained further, ``--variants``) replace those of ``base``
+    (a whole ladder's fig6.json): {"fig6", "meta"}, written to ``out`` if given, where
+    notebook 04 draws it as ``precomputed``. The two must share data, profile and seeds,
+    and each replaced rung its split, labelled rows and schedule (ValueError naming the
+    file); the merged meta names every rung's generator (sha256) and the file it is from."""
+    import json
+
+    blobs = []
+    for p in map(Path, (base, part)):
+        try:
+            blob = json.loads(p.read_text())
+            ladders, meta = blob["fig6"], blob.get("meta", {})
+            if not all(isinstance(ladders[reg], dict) for reg in ("Regression#1", "Regression#2")):
+                raise TypeError("a ladder is not a dict")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{p}: not a Figure 6 result ({type(e).__name__}: {e}); expected the fig6.json "
+                             f"that `python -m geo full-gpu` writes") from e
+        blobs.append((p, ladders, meta))
+    (pb, base_l, base_m), (pp, part_l, part_m) = blobs
+    for f in ("data", "profile", "seeds"):
+        if part_m.get(f) != base_m.get(f):
+            raise ValueError(f"{pp}: {f} {part_m.get(f)!r} differs from {pb}'s {base_m.get(f)!r}; expected a part "
+                             f"of the same Figure 6")
+    merged, rungs_from = {}, {}
+    for reg in ("Regression#1", "Regression#2"):
+        merged[reg] = dict(base_l[reg])
+        for rung, new in part_l[reg].items():
+            if rung not in FIG6_RUNGS or not isinstance(new, dict) or "mpjpe_mean" not in new:
+                raise ValueError(f"{pp}: {reg} rung {rung!r} is not a computed rung of {list(FIG6_RUNGS)}")
+            old = base_l[reg].get(rung) or {}
+            for f in _FIG6_SAME:
+                if f in old and old.get(f) != new.get(f):
+                    raise ValueError(f"{pp}: {reg} {rung} {f} {new.get(f)!r} differs from {pb}'s {old.get(f)!r}; "
+                                     f"expected the same split, labelled rows and schedule")
+            merged[reg][rung] = new
+            rungs_from[f"{reg} {rung}"] = str(pp)
+    gens = {**(base_m.get("generators") or {}), **(part_m.get("generators") or {})}
+    walls = [m.get("wall_time_s") for m in (base_m, part_m)]
+    meta = {**base_m, "generators": gens, "merged_from": [str(pb), str(pp)], "rungs_from": rungs_from,
+            "wall_time_s": sum(walls) if None not in walls else None,
+            "commit": sorted({str(m.get("commit")) for m in (base_m, part_m)}),
+            "device": [m.get("device") for m in (base_m, part_m)]}
+    result = {"fig6": merged, "meta": meta}
+    if out is not None:
+        atomic_write(Path(out), json.dumps(result, indent=1))
+    return result
 
 
 def check_precomputed(path, key: str, data: str, profile: str):

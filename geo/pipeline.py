@@ -107,11 +107,13 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     """Compute ``stages`` into ``out`` (module docstring). ``variants``: the generators the
     generators stage trains (default all four, :data:`TRAINED`), with their time shares
     rescaled to the whole training time, e.g. to train on each core its own variants, in
-    its own ``out``. ``k_max``: Figure 5's sweep stops at this many labelled rows (the
-    all-frames point is a run of its own on a CPU; :func:`geo.experiments.merge_fig5` joins
-    the shards), and Figure 6 trains on this many per seed instead of all. ``steps``: each variant trains to this many steps in all (continuing its
-    saved weights), instead of steps sized from ``budget_s``: e.g. to give every variant the
-    same number of training pairs. ``k_min`` and ``label_seeds``: Figure 5's sweep starts at
+    its own ``out``; Figure 6 then computes only their rungs (e.g. one generator trained
+    further; :func:`geo.experiments.merge_fig6` puts them into a whole ladder). ``k_max``:
+    Figure 5's sweep stops at this many labelled rows (the all-frames point is a run of its
+    own on a CPU; :func:`geo.experiments.merge_fig5` joins the shards), and Figure 6 trains
+    on this many per seed instead of all. ``steps``: each variant trains to this many steps
+    in all (continuing its saved weights), instead of steps sized from ``budget_s``: e.g.
+    to give every variant the same number of training pairs. ``k_min`` and ``label_seeds``: Figure 5's sweep starts at
     this many labelled rows and runs only these label-subset seeds (default: the profile's),
     e.g. the all-frames point alone (``k_min`` = all rows) with one seed: a shard that
     :func:`geo.experiments.merge_fig5` joins to a run of the other k."""
@@ -252,10 +254,12 @@ def _stage_fig5(ctx: Run, path: Path):
 
 def _stage_fig6(ctx: Run, path: Path):
     t0, prov = time.time(), ctx.provenance("fig6_seeds")
-    r = experiments.fig6(ctx.ds, {**{v: ctx.encoder_of(v) for v in TRAINED}, "I_SG": None}, ctx.P["exp_profile"],
-               progress=True, k=ctx.P.get("k_max"))
+    variants = ctx.P.get("variants")   # some generators only: their rungs, for experiments.merge_fig6
+    rungs = None if variants is None else [f"BL+{v}" for v in variants]
+    r = experiments.fig6(ctx.ds, {**{v: ctx.encoder_of(v) for v in variants or TRAINED}, "I_SG": None},
+               ctx.P["exp_profile"], progress=True, k=ctx.P.get("k_max"), rungs=rungs)
     _log("fig6", {reg: {k: v.get("mpjpe_mean") for k, v in lad.items()} for reg, lad in r.items()})
-    _write_stage(ctx, "fig6", r, prov, t0, *TRAINED)
+    _write_stage(ctx, "fig6", r, prov, t0, *(variants or TRAINED))
 
 
 def _stage_regressors(ctx: Run, path: Path):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from geo.commit import atomic_write, commit  # noqa: F401 - callers write through geo.results
+from geo import precision
 from geo.device import has_cuda
 from geo.data.identity import data_key
 from geo.profiles import PUBLISHED
@@ -119,8 +120,6 @@ def device_info() -> dict:
     device the work ran on, its compute dtype (:func:`geo.precision.describe`): a wall time
     measured in float32 on a CPU without bf16 units is not comparable with one in bf16."""
     import torch
-
-    from geo import precision
 
     info = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
             "cpu_threads": torch.get_num_threads(), "cpu": cpu_model()}

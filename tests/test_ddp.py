@@ -280,3 +280,42 @@ def test_fig5_merge_joins_full_gpu_runs_of_one_generator_only(tmp_path):
     assert merged["meta"]["wall_time_s"] == 4.0
     with pytest.raises(ValueError, match=r"other\.json: its DG\+AUG encoder"):
         E.merge_fig5([low, run("other", 9000, "b")])
+
+
+def test_fig6_merge_replaces_the_rungs_of_a_part(tmp_path):
+    """A fig6.json of some rungs (one generator trained further) replaces those rungs of a
+    whole ladder and names their generator and file; a part of another split, labelled
+    rows or seeds is refused, naming the file."""
+    import json
+
+    from geo import experiments as E
+
+    def rung(mm, rows=24572):
+        return {"mpjpe_mean": mm, "mpjpe_std": 0.1, "mpjpe_seeds": [mm, mm], "labelled_rows": rows,
+                "train_rows": 293116, "test_rows": 105167, "epochs": 41.7, "steps": 4000, "hidden": 1024}
+
+    def write(name, ladder, sha, seeds=(0, 1)):
+        meta = {"data": "/d/h36m", "profile": "cpu", "seeds": list(seeds), "wall_time_s": 10.0,
+                "generators": {v: {"encoder_state_sha256": sha * 64} for v in ("SG",)}}
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({"fig6": {"Regression#1": ladder, "Regression#2": ladder}, "meta": meta}))
+        return p
+
+    base = write("base", {"BL": rung(89.3), "BL+SG": rung(85.6), "BL+DG+AUG": rung(83.7)}, "a")
+    part = write("part", {"BL+SG": rung(84.0)}, "b")
+    m = E.merge_fig6(base, part, out=tmp_path / "merged.json")
+    assert json.loads((tmp_path / "merged.json").read_text()) == m
+    for reg in ("Regression#1", "Regression#2"):
+        assert [m["fig6"][reg][r]["mpjpe_mean"] for r in ("BL", "BL+SG", "BL+DG+AUG")] == [89.3, 84.0, 83.7]
+    assert m["meta"]["generators"]["SG"]["encoder_state_sha256"] == "b" * 64
+    assert m["meta"]["rungs_from"] == {"Regression#1 BL+SG": str(part), "Regression#2 BL+SG": str(part)}
+    assert m["meta"]["wall_time_s"] == 20.0
+    with pytest.raises(ValueError, match=r"other_k\.json: Regression#1 BL\+SG labelled_rows 500"):
+        E.merge_fig6(base, write("other_k", {"BL+SG": rung(84.0, rows=500)}, "b"))
+    with pytest.raises(ValueError, match=r"seeds\.json: seeds \[0\]"):
+        E.merge_fig6(base, write("seeds", {"BL+SG": rung(84.0)}, "b", seeds=(0,)))
+    with pytest.raises(ValueError, match=r"skipped\.json: Regression#1 rung 'BL\+SG' is not a computed rung"):
+        E.merge_fig6(base, write("skipped", {"BL+SG": {"skipped": "not trained"}}, "b"))
+    (tmp_path / "junk.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"junk\.json: not a Figure 6 result"):
+        E.merge_fig6(base, tmp_path / "junk.json")

@@ -219,3 +219,22 @@ def test_fig5_stage_runs_the_k_and_seeds_asked_for(tmp_path, monkeypatch):
         pipeline.run("embedded", out, ["fig5"], "tiny", None)
     with pytest.raises(ValueError, match="at most --k-max 200"):
         pipeline.run("embedded", tmp_path / "o2", ["fig5"], "tiny", None, k_min=300, k_max=200)
+
+
+def test_fig6_stage_with_variants_computes_only_their_rungs(tmp_path, monkeypatch):
+    """``variants``: Figure 6 encodes and fits only those generators' rungs (to be merged
+    into a whole ladder), and its sidecar names only those generators."""
+    from geo import experiments, pipeline
+
+    got = []
+
+    def fake_fig6(ds, encoders, profile, progress=True, k=None, rungs=None):
+        got.append((sorted(v for v, e in encoders.items() if e is not None), rungs, k))
+        return {"Regression#1": {}, "Regression#2": {}}
+
+    monkeypatch.setattr(experiments, "fig6", fake_fig6)
+    monkeypatch.setattr(pipeline.Run, "encoder_of", lambda self, v: self.encoders.setdefault(v, (v, {"variant": v}))[0])
+    out = tmp_path / "out"
+    assert pipeline.run("embedded", out, ["fig6"], "tiny", None, variants=["SG"], k_max=200) == 0
+    assert got == [(["SG"], ["BL+SG"], 200)]
+    assert list(json.loads((out / "fig6.json").read_text())["meta"]["generators"]) == ["SG"]

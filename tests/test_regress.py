@@ -656,3 +656,28 @@ def test_a_long_fit_shows_a_bar_when_asked(capsys, monkeypatch):
     assert "fit fc x1 k=20" in err and "30/30" in err and ("step/s" in err or "s/step" in err), err
     regress.fit_many([regress.FitConfig(steps=29, batch=20, hidden=4)], tr, te, [np.arange(20)], progress=True)
     assert "fit fc" not in capsys.readouterr().err
+
+
+def test_fig6_rungs_alone_equal_the_whole_ladder(monkeypatch):
+    """A rung computed alone (``rungs``, e.g. one generator trained further) gives the numbers
+    it has in the whole ladder, and only the rungs asked for are fitted and returned."""
+    from geo.data import load
+
+    ds = load("embedded")
+
+    def inputs(tr, te, encoder):   # a stand-in G per encoder: each variant's G is other joints
+        j = 0 if encoder is None else encoder
+        return ({"x2d": tr.x2d, "y": tr.y, "g": tr.x2d[:, j:j + 4, :1].repeat(3, 2)},
+                {"x2d": te.x2d, "y": te.y, "g": te.x2d[:, j:j + 4, :1].repeat(3, 2)})
+
+    monkeypatch.setattr(E, "_inputs", inputs)
+    encoders = {"AE": 2, "SG": 6, "DG+AUG": 10}
+    whole = E.fig6(ds, encoders, profile="quick", progress=False, k=60)
+    alone = E.fig6(ds, encoders, profile="quick", progress=False, k=60, rungs=["BL+SG"])
+    for reg in ("Regression#1", "Regression#2"):
+        assert list(alone[reg]) == ["BL+SG"]
+        assert alone[reg]["BL+SG"]["mpjpe_mean"] == pytest.approx(whole[reg]["BL+SG"]["mpjpe_mean"], rel=1e-4)
+        assert alone[reg]["BL+SG"]["mpjpe_mean"] != pytest.approx(whole[reg]["BL+DG+AUG"]["mpjpe_mean"], rel=1e-4)
+    for bad in (["BL+XY"], [], ["BL+SG", "SG"]):
+        with pytest.raises(ValueError, match="rungs"):
+            E.fig6(ds, encoders, profile="quick", progress=False, k=60, rungs=bad)
