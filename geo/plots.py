@@ -56,9 +56,17 @@ def figure5(rows, summary, gain, data_name: str, note: str = ""):
     fig.suptitle(f"Figure 5: Regression#1 on G vs Baseline#1 on 2D, data {data_name}{note}")
     fig.tight_layout()
     k_top, n_rows = max(x["k"] for x in rows), min(x["train_rows"] for x in rows)
+    notes = []
     if k_top < n_rows:   # a sweep cut short says where it stops
-        fig.text(0.5, -0.10, f"k up to {k_top:,} of {n_rows:,} labelled training rows: "
-                 "the all-frames point is not in this run.", ha="center", fontsize=8)
+        notes.append(f"k up to {k_top:,} of {n_rows:,} labelled training rows: the all-frames point is not in this run.")
+    seeds_at = {}   # a point from fewer label seeds (e.g. all frames, hours on a CPU) has a narrower band: say so
+    for x in summary:
+        seeds_at.setdefault(x["seeds"], set()).add(x["k"])
+    if len(seeds_at) > 1:
+        notes.append("label seeds per point: " + "; ".join(
+            f"{n} at k = {', '.join(f'{k:,}' for k in sorted(ks))}" for n, ks in sorted(seeds_at.items(), reverse=True)))
+    for i, text in enumerate(notes):
+        fig.text(0.5, -0.10 - 0.04 * i, text, ha="center", fontsize=8)
     # the k labels are not the only 3D behind G: +AUG's virtual views project the training subjects' 3D poses
     fig.text(0.5, -0.06, "DG+AUG's generator was trained on views of S1-S8 that include projections of their ground-truth "
              "3D poses (virtual cameras, Sec. 3.1): the k labels are not the only 3D the pipeline sees.",

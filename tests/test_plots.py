@@ -35,6 +35,20 @@ def test_figure5_says_gain_and_cut_sweep():
     assert fig._suptitle.get_text().endswith("data h36m (cpu profile)")
     assert any("SH +10.4%" in t and "paper reports" in t for t in texts), texts   # (96 - 86) / 96, beside the paper
     assert any("k up to 500 of 1,000" in t for t in texts), texts                  # the sweep stops short of all rows
+    assert not any("label seeds per point" in t for t in texts), texts             # every point has 3 seeds
+
+
+def test_figure5_says_which_points_have_fewer_seeds():
+    """The all-frames point run on one label seed (a run of its own) is drawn with the rest,
+    and the figure says which k have how many seeds; no cut-sweep note when it is there."""
+    rows = _rows() + [{"input": inp, "method": meth, "k": 1000, "seed": 0, "mpjpe": v, "p_mpjpe": v / 2,
+                       "train_rows": 1000} for inp in ("sh", "gt") for meth, v in (("Baseline#1", 80.0),
+                                                                                   ("Regression#1", 75.0))]
+    fig = plots.figure5(rows, plots.seed_summary(rows), gain_at(rows, 500), "h36m")
+    texts = [t.get_text() for t in fig.texts]
+    assert "label seeds per point: 3 at k = 50, 500; 1 at k = 1,000" in texts, texts
+    assert not any("k up to" in t for t in texts), texts
+    assert list(fig.axes[0].lines[0].get_xdata()) == [50, 500, 1000]
 
 
 def test_figure6_bars_and_rows_per_seed():
