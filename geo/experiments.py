@@ -296,11 +296,8 @@ def merge_fig5(shards, out=None) -> dict:
         raise ValueError(f"shards {list(map(str, shards))}: no rows; expected at least one fig5-<shard>.json")
     rows.sort(key=lambda r: (r["input"], r["method"], r["k"], r["seed"]))
     first = metas[0][1]
-    walls = [m.get("wall_time_s") for _, m in metas]
     meta = {"data": first.get("data"), "profile": first.get("profile"), "generator_seed": first.get("generator_seed"),
-            "seeds": sorted({r["seed"] for r in rows}), "merged_from": [str(p) for p, _ in metas],
-            "wall_time_s": sum(walls) if None not in walls else None,
-            "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
+            "seeds": sorted({r["seed"] for r in rows}), **_merged_provenance(metas)}
     gens = {v: r for _, m in metas for v, r in (m.get("generators") or {}).items()}
     if gens:
         meta["generators"] = gens
@@ -308,6 +305,14 @@ def merge_fig5(shards, out=None) -> dict:
     if out is not None:
         atomic_write(Path(out), json.dumps(merged, indent=1))
     return merged
+
+
+def _merged_provenance(metas) -> dict:
+    """What a result merged from parts ((path, meta) each) says of where it was computed:
+    the parts' files, summed wall time (None if a part lacks one), commits and devices."""
+    walls = [m.get("wall_time_s") for _, m in metas]
+    return {"merged_from": [str(p) for p, _ in metas], "wall_time_s": sum(walls) if None not in walls else None,
+            "commit": sorted({str(m.get("commit")) for _, m in metas}), "device": [m.get("device") for _, m in metas]}
 
 
 def _encoder_shas(meta: dict) -> dict:
@@ -425,11 +430,7 @@ def merge_fig6(base, part, out=None) -> dict:
             merged[reg][rung] = new
             rungs_from[f"{reg} {rung}"] = str(pp)
     gens = {**(base_m.get("generators") or {}), **(part_m.get("generators") or {})}
-    walls = [m.get("wall_time_s") for m in (base_m, part_m)]
-    meta = {**base_m, "generators": gens, "merged_from": [str(pb), str(pp)], "rungs_from": rungs_from,
-            "wall_time_s": sum(walls) if None not in walls else None,
-            "commit": sorted({str(m.get("commit")) for m in (base_m, part_m)}),
-            "device": [m.get("device") for m in (base_m, part_m)]}
+    meta = {**base_m, "generators": gens, "rungs_from": rungs_from, **_merged_provenance([(pb, base_m), (pp, part_m)])}
     result = {"fig6": merged, "meta": meta}
     if out is not None:
         atomic_write(Path(out), json.dumps(result, indent=1))

@@ -113,10 +113,11 @@ def run(data: str, out: Path, stages, profile: str = "full", budget_s: float | N
     own on a CPU; :func:`geo.experiments.merge_fig5` joins the shards), and Figure 6 trains
     on this many per seed instead of all. ``steps``: each variant trains to this many steps
     in all (continuing its saved weights), instead of steps sized from ``budget_s``: e.g.
-    to give every variant the same number of training pairs. ``k_min`` and ``label_seeds``: Figure 5's sweep starts at
-    this many labelled rows and runs only these label-subset seeds (default: the profile's),
-    e.g. the all-frames point alone (``k_min`` = all rows) with one seed: a shard that
-    :func:`geo.experiments.merge_fig5` joins to a run of the other k."""
+    to give every variant the same number of training pairs. ``k_min`` and
+    ``label_seeds``: Figure 5's sweep starts at this many labelled rows and runs only these
+    label-subset seeds (default: the profile's), e.g. the all-frames point alone (``k_min``
+    = all rows) with one seed: a shard that :func:`geo.experiments.merge_fig5` joins to a
+    run of the other k."""
     if commit:
         os.environ["GEO_COMMIT"] = commit
     check_options(variants, k_max, steps, k_min, label_seeds)
