@@ -91,6 +91,17 @@ def ranks(world, cfg, run_dir, out, sampling="shard", kill_at=None) -> list[dict
 
 
 def halves_reference(cfg, ds, world=2) -> list[float]:
+    """:func:`_halves_reference` with one thread, as each rank runs (_worker): float32 CPU
+    kernels sum in an order that depends on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _halves_reference(cfg, ds, world)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _halves_reference(cfg, ds, world=2) -> list[float]:
     """One process, the pairs one process draws, each batch's ``world`` slices through the
     models separately (BatchNorm per slice, as per rank), the mean loss: what DDP computes."""
     src = PairSource(ds, ds.train_subjects, seed=cfg.seed)
