@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -48,19 +47,19 @@ NAME = "bench_precision"
 
 
 def processor() -> dict:
-    """The processor's name and the flags that decide the CPU's dtype."""
-    name, flags = platform.processor(), set()
+    """The processor's name (geo.results.cpu_model, as every sidecar records it) and the
+    flags that decide the CPU's dtype."""
+    from geo.results import cpu_model
+
+    flags = set()
     try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and not name.strip():
-                name = line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 break
-        name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), name)
     except OSError:
         pass
+    name = cpu_model() or ""
     keep = sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_fp16", "avx512f", "avx2")))
     return {"name": name, "flags": keep, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch_capability": torch.backends.cpu.get_cpu_capability(), "cpu_has_bf16": precision.cpu_has_bf16()}
