@@ -57,6 +57,40 @@ def test_a_run_that_does_not_continue_the_previous_one_is_refused():
         join([a], ["x.json", "y.json"])
 
 
+def _extended(entry, stop, slope, wall):
+    """``entry``'s run resumed from its own checkpoint and trained on to ``stop``: its run
+    folder logs it from the run's start, its wall time counts on from ``entry``'s."""
+    h0 = entry["history"]
+    start = h0.get("lr_start", 0)
+    more = _entry(entry["steps"], stop, h0["iou"][-1] - slope * entry["steps"], slope)
+    h = {k: list(h0[k]) + more["history"][k] for k in SERIES}
+    h.update(wall_s=h0["wall_s"] + wall, **({"continued_from": h0["continued_from"], "lr_start": start} if start else {}))
+    return {**more, "history": h}
+
+
+def test_a_run_resumed_from_its_own_checkpoint_adds_only_its_new_steps():
+    a, b = _entry(0, 4000, 0.3, 5e-5, wall=100.0), _entry(4000, 6000, 0.5, 1e-6, wall=50.0)
+    c = _extended(b, 8000, 0.0, wall=30.0)                 # logs 4000..8000, wall 80 s in all
+    assert c["history"]["step"][0] == 4025 and c["history"]["lr_start"] == 4000
+    j = join([join([a, b], ["a.json", "b.json"]), c], ["ab.json", "c.json"])
+    step_by_step = join([a, b, _entry(6000, 8000, 0.5 + 1e-6 * 6000, 0.0, wall=30.0)])
+    assert j["history"]["step"] == list(range(25, 8001, 25)) and j["history"]["iou_step"] == list(range(250, 8001, 250))
+    assert all(j["history"][k] == step_by_step["history"][k] for k in SERIES)   # as if it had been a run of its own
+    assert j["history"]["wall_s"] == 180.0 and j["steps"] == 8000
+    assert [s["steps"] for s in j["segments"]] == [[0, 4000], [4000, 6000], [6000, 8000]]
+    assert j["segments"][-1]["wall_s"] == 30.0 and j["segments"][-1]["from"] == "c.json" and "resumed" in j["segments"][-1]
+    # what it logs again must be what the joined curve holds
+    bad = json.loads(json.dumps(c))
+    bad["history"]["loss"][3] += 1.0
+    with pytest.raises(ValueError, match=r"c\.json: resumes run SG-s0-abc .* loss up to step 6000 differs"):
+        join([join([a, b]), bad], ["ab.json", "c.json"])
+    with pytest.raises(ValueError, match=r"config differs.*\['lr'\]"):
+        join([join([a, b]), {**c, "config": {**c["config"], "lr": 3e-4}}])
+    # another run's folder is not a resumption: refused as a non-continuation
+    with pytest.raises(ValueError, match="stopped at step 6000"):
+        join([join([a, b]), {**c, "run": "SG-s1-def"}])
+
+
 def test_files_join_per_variant_and_write_one_file(tmp_path):
     meta = {"data": "/data/h36m", "profile": "cpu", "seeds": [0], "device": {"device": "cpu"}}
     p1, p2, out = tmp_path / "one.json", tmp_path / "two.json", tmp_path / "out" / "generators.json"

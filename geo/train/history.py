@@ -38,6 +38,30 @@ def _segments(entry: dict, source) -> list[dict]:
     return [seg]
 
 
+def _resumed(e: dict, prev_steps: int, hist: dict, last: dict, name) -> tuple[dict, float | None] | None:
+    """The new part of a run that resumed the previous segment's own checkpoint and trained
+    on (its run folder logs from where that segment started, e.g. the same ``--steps``
+    command run again with a larger N): (its series past ``prev_steps``, its wall time less
+    the segment's), after checking that what it logged up to there is what the joined curve
+    already holds (ValueError naming the entry otherwise); None for any other run."""
+    h = e["history"]
+    start = int(h["lr_start"]) if h.get("lr_start") is not None else 0
+    if not (h["step"] and h["step"][0] <= prev_steps < int(e["steps"]) and start == last["steps"][0]
+            and e.get("run") is not None and e.get("run") == last.get("run")):
+        return None
+    new = {}
+    for k in SERIES:
+        xs = h["iou_step"] if k in ("iou_step", "iou") else h["step"]
+        vals = list(h.get(k) or [])
+        old = [v for x, v in zip(xs, vals) if x <= prev_steps]
+        if old != hist[k][len(hist[k]) - len(old):]:
+            raise ValueError(f"{name}: resumes run {e.get('run')} from step {start}, but its {k} up to step "
+                             f"{prev_steps} differs from the previous run's; expected the same run's log")
+        new[k] = [v for x, v in zip(xs, vals) if x > prev_steps]
+    wall = h.get("wall_s")
+    return new, (float(wall) - float(last.get("wall_s") or 0.0)) if wall is not None else None
+
+
 def join(entries, sources=None) -> dict:
     """One variant's successive runs, oldest first, as one entry {"history", "quality",
     "config", "steps", "run", "segments"}: the series concatenated, ``wall_s`` summed, the last
@@ -45,7 +69,9 @@ def join(entries, sources=None) -> dict:
     "wall_s", "continued_from", "from"} (``sources``: a label per entry, e.g. its file). Each
     entry is what a generators JSON holds per variant; one that is itself joined brings its
     segments. Each run must continue where the one before stopped (its first logged step after
-    the previous run's last, its ``lr_start`` equal to that step) with the same configuration
+    the previous run's last, its ``lr_start`` equal to that step), or resume the same run's
+    checkpoint and log it again from that run's start (only its new steps are added, and its
+    repeated ones must be the same), with the same configuration
     but for the fields that do not define a run (NOT_IDENTITY); ValueError naming the entry
     otherwise."""
     entries = list(entries)
@@ -60,14 +86,24 @@ def join(entries, sources=None) -> dict:
         h = e["history"]
         if i:
             prev = entries[i - 1]
-            start = h.get("lr_start")
-            if not h["step"] or h["step"][0] <= prev["steps"] or (start is not None and start != prev["steps"]):
-                raise ValueError(f"{name}: starts at step {start} (first logged {h['step'][:1]}); expected the "
-                                 f"continuation of the previous run, which stopped at step {prev['steps']}")
             diff = _same_run(prev["config"], e["config"])
             if diff:
                 raise ValueError(f"{name}: config differs from the previous run's on {diff}; expected one run "
                                  "continued (only the fields that do not define a run may change)")
+            resumed = _resumed(e, int(prev["steps"]), hist, segments[-1], name)
+            if resumed is not None:   # the previous run resumed and extended: keep only its new steps
+                new, seg_wall = resumed
+                for k in SERIES:
+                    hist[k] += new[k]
+                wall += float(seg_wall or 0.0)
+                segments.append({"steps": [int(prev["steps"]), int(e["steps"])], "run": e.get("run"),
+                                 "wall_s": seg_wall, "resumed": f"its own checkpoint at step {prev['steps']}",
+                                 **({"from": str(src)} if src is not None else {})})
+                continue
+            start = h.get("lr_start")
+            if not h["step"] or h["step"][0] <= prev["steps"] or (start is not None and start != prev["steps"]):
+                raise ValueError(f"{name}: starts at step {start} (first logged {h['step'][:1]}); expected the "
+                                 f"continuation of the previous run, which stopped at step {prev['steps']}")
         for k in SERIES:
             hist[k] += list(h.get(k) or [])
         wall += float(h.get("wall_s") or 0.0)
