@@ -109,11 +109,31 @@ def generator_record(variant: str, models: dict, folder) -> dict:
     rec = {"variant": variant, "from": str(folder), "encoder_state_sha256": h.hexdigest(), "committed": False}
     meta = weights.read_meta(variant, folder) if Path(folder).is_dir() else None
     if meta is not None:
-        rec.update(committed=True, steps=meta.get("steps"), heldout_iou=meta.get("heldout_iou"),
-                   width=meta["config"]["generator"]["width"],
-                   pairs=int(meta.get("steps") or 0) * int(meta["config"]["batch"]),
-                   files_sha256={fn: f["sha256"] for fn, f in meta["files"].items()})
+        rec.update(committed=True, **_weights_fields(meta))
     return rec
+
+
+def _weights_fields(meta: dict) -> dict:
+    """A saved set's sidecar (``weights/<stem>.json``) as a generator record's fields."""
+    return {"steps": meta.get("steps"), "heldout_iou": meta.get("heldout_iou"),
+            "width": meta["config"]["generator"]["width"],
+            "pairs": int(meta.get("steps") or 0) * int(meta["config"]["batch"]),
+            "files_sha256": {fn: f["sha256"] for fn, f in meta["files"].items()}}
+
+
+def saved_record(record: dict, variant: str, folder) -> dict:
+    """``record`` (:func:`generator_record` of a generator used as trained, from its run
+    folder) with what :func:`geo.weights.save` then wrote of it to ``folder``: its steps,
+    width and training pairs, and under ``saved_as`` the folder, dtype and files' sha256.
+    The encoder a figure used is the run's float32 state (``encoder_state_sha256``); the
+    saved files are its copy in their dtype (bf16), which loads to a slightly different
+    state, so the record names both."""
+    meta = weights.read_meta(variant, folder)
+    if meta is None:
+        raise ValueError(f"{folder}: no saved {variant} set (expected {weights.stem(variant)}.json there)")
+    f = _weights_fields(meta)
+    return {**record, **{k: f[k] for k in ("steps", "heldout_iou", "width", "pairs")},
+            "saved_as": {"folder": str(folder), "dtype": meta.get("dtype"), "files_sha256": f["files_sha256"]}}
 
 
 def generator(ds: Dataset, data: str, variant: str, profile: str = "quick", seed: int = 0, progress=True,

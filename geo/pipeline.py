@@ -206,7 +206,11 @@ class Run:
         if variant not in self.encoders:
             steps = json.loads(self.steps_path.read_text())["steps"][variant] if self.steps_path.exists() else None
             models, _, folder = _generator(self.ds, self.data, variant, self.P, steps, None)
-            self.encoders[variant] = (models["phi_psi"].encoder, experiments.generator_record(variant, models, folder))
+            rec = experiments.generator_record(variant, models, folder)
+            saved = weights.read_meta(variant, self.out / "weights")
+            if not rec["committed"] and saved is not None and saved.get("steps") == steps:   # this run's own copy
+                rec = experiments.saved_record(rec, variant, self.out / "weights")
+            self.encoders[variant] = (models["phi_psi"].encoder, rec)
         return self.encoders[variant][0]
 
     def records(self, *variants) -> dict:
@@ -376,4 +380,6 @@ def _generators(ds, data, out: Path, P, clock: Clock, encoders: dict, steps_path
         if v in persist:
             weights.save(models, cfg, v, out / "weights", parts=persist[v], steps=state["step"],
                          heldout_iou=quality["iou"], data=data)
+            # the later stages use this float32 encoder: their sidecars also name its saved copy
+            encoders[v] = (encoders[v][0], experiments.saved_record(encoders[v][1], v, out / "weights"))
     return res

@@ -187,8 +187,24 @@ def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
     assert rows and max(r["k"] for r in rows) == 500 and min(r["k"] for r in rows) < 500
     rec = blob["meta"]["generators"]["DG+AUG"]             # the figure names the generator it drew on
     assert len(rec["encoder_state_sha256"]) == 64 and rec["variant"] == "DG+AUG"
+    _names_its_saved_copy(rec, out)
     with pytest.raises(StaleCache):
         pipeline.run("embedded", out, ["fig5"], "tiny", 600.0, variants=["DG+AUG"])
+    # a later call of a run draws the encoder from its run folder, and names its saved copy too
+    again = tmp_path / "again"
+    assert pipeline.run("embedded", again, ["generators"], "tiny", 600.0, variants=["DG+AUG"], k_max=500) == 0
+    assert pipeline.run("embedded", again, ["fig5"], "tiny", 600.0, variants=["DG+AUG"], k_max=500) == 0
+    rec2 = json.loads((again / "fig5.json").read_text())["meta"]["generators"]["DG+AUG"]
+    _names_its_saved_copy(rec2, again)
+
+
+def _names_its_saved_copy(rec, out):
+    """A record of a generator the run trained: the float32 state used, and the bf16 copy saved."""
+    side = json.loads((out / "weights" / "DG_AUG.json").read_text())
+    assert rec["saved_as"]["files_sha256"] == {fn: f["sha256"] for fn, f in side["files"].items()}
+    assert rec["saved_as"]["dtype"] == side["dtype"] and rec["steps"] == side["steps"] > 0
+    assert rec["pairs"] == side["steps"] * side["config"]["batch"] and rec["width"] == side["config"]["generator"]["width"]
+    assert rec["committed"] is False                          # drawn from the run, not loaded from the copy
 
 
 def test_every_stage_has_its_function():
