@@ -6,6 +6,8 @@ are in :mod:`geo.qualitative`.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from geo.experiments import FIG6_RUNGS, PAPER
@@ -130,8 +132,10 @@ def figure6(ladder: dict, n_seeds: int, note: str = ""):
     n_lab = {v.get("labelled_rows", v["train_rows"]) for v in results}
     rows = ((f"{min(n_lab):,} labelled training rows" + (" per seed" if min(n_lab) < max(v["train_rows"] for v in results)
                                                          else "")) if n_lab else "all labelled frames")
-    fig.suptitle("Figure 6: ablation ladder, SH 2D input, " + rows
-                 + f"; error bars: sd over {n_seeds} regressor seed(s) of one generator seed; under each value its "
-                 "difference to BL (mm)" + note, fontsize=9)
+    title = ("Figure 6: ablation ladder, SH 2D input, " + rows
+             + f"; error bars: sd over {n_seeds} regressor seed(s) of one generator seed; under each value its "
+             "difference to BL (mm)" + note)
+    # wrapped to the figure's width: a long note (each generator's pairs) would widen the figure instead
+    fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * 14)), fontsize=9)
     fig.tight_layout()
     return fig

@@ -62,3 +62,13 @@ def test_figure6_bars_and_rows_per_seed():
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert "skipped:\nno video\nframes" in notes and any(t.endswith("\n-4.0") for t in notes), notes
     assert fig.axes[0].get_ylim()[0] == 0
+
+
+def test_figure6_wraps_a_long_note_to_its_width():
+    lad = {r: {"mpjpe_mean": 90.0, "mpjpe_std": 0.5, "mpjpe_seeds": [90.0] * 2, "train_rows": 2000}
+           for r in FIG6_RUNGS}
+    note = " (cpu profile: " + "; ".join(f"{v} width 16, 982,528 training pairs" for v in ("AE", "SG", "SG+AUG", "DG+AUG")) + ")"
+    fig = plots.figure6({"Regression#1": lad, "Regression#2": lad}, n_seeds=2, note=note)
+    lines = fig._suptitle.get_text().split("\n")
+    assert len(lines) > 1 and max(map(len, lines)) <= fig.get_figwidth() * 14
+    assert " ".join(lines).endswith(note.strip())   # wrapped, not cut
