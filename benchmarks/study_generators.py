@@ -194,7 +194,10 @@ def main(argv=None):
         raise SystemExit(f"--cells: unknown {bad}; expected some of {list(CELLS)}")
     seeds = [int(s) for s in a.seeds.split(",")]
     over = {"generator": {"width": 4, "points": 8}, "batch": 8, "eval_every": 2} if a.tiny else None
-    prov = Provenance(data=a.data, profile="cpu" if not a.tiny else "tiny", seeds=seeds, pairs=a.pairs, cells=cells)
+    # what this run did: trained cells at a matched budget, or scored one committed set
+    what = ({"scored": a.score_committed, "test_rows": a.test_rows} if a.score_committed
+            else {"pairs": a.pairs, "cells": cells})
+    prov = Provenance(data=a.data, profile="cpu" if not a.tiny else "tiny", seeds=seeds, **what)
     out = Path(a.out) if a.out else figures_dir(None, prov)
     path = out / "study_generators.json"
     tuned = None

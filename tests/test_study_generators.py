@@ -67,7 +67,9 @@ def test_a_committed_set_is_scored_like_a_cell(tmp_path, monkeypatch, capsys):
     S = _study()
     S.main(["--tiny", "--data", "embedded", "--score-committed", "SG+AUG@cpu", "--test-rows", "50", "--seeds", "0",
             "--out", str(tmp_path / "out")])
-    rows = json.loads((tmp_path / "out" / "study_generators.json").read_text())["rows"]
+    blob = json.loads((tmp_path / "out" / "study_generators.json").read_text())
+    rows = blob["rows"]
+    assert blob["meta"]["scored"] == "SG+AUG@cpu" and "cells" not in blob["meta"]   # what this run did
     meta = weights.read_meta("SG+AUG", weights.profile_dir("cpu"))
     (r,) = rows
     assert r["cell"] == f"SG_AUG@cpu:{meta['identity']}" and r["pairs"] == meta["steps"] * meta["config"]["batch"]
