@@ -79,6 +79,11 @@ def test_a_run_resumed_from_its_own_checkpoint_adds_only_its_new_steps():
     assert j["history"]["wall_s"] == 180.0 and j["steps"] == 8000
     assert [s["steps"] for s in j["segments"]] == [[0, 4000], [4000, 6000], [6000, 8000]]
     assert j["segments"][-1]["wall_s"] == 30.0 and j["segments"][-1]["from"] == "c.json" and "resumed" in j["segments"][-1]
+    # resumed once more, it logs from 4000 again: only 8000..9000 is new, with its own wall time
+    d = _extended(c, 9000, 0.0, wall=12.0)
+    j3 = join([j, d], ["abc.json", "d.json"])
+    assert j3["history"]["step"] == list(range(25, 9001, 25)) and j3["history"]["wall_s"] == 192.0
+    assert [s["steps"] for s in j3["segments"]][-2:] == [[6000, 8000], [8000, 9000]] and j3["segments"][-1]["wall_s"] == 12.0
     # what it logs again must be what the joined curve holds
     bad = json.loads(json.dumps(c))
     bad["history"]["loss"][3] += 1.0

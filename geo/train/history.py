@@ -38,16 +38,20 @@ def _segments(entry: dict, source) -> list[dict]:
     return [seg]
 
 
-def _resumed(e: dict, prev_steps: int, hist: dict, last: dict, name) -> tuple[dict, float | None] | None:
+def _resumed(e: dict, prev_steps: int, hist: dict, segments: list, name) -> tuple[dict, float | None] | None:
     """The new part of a run that resumed the previous segment's own checkpoint and trained
-    on (its run folder logs from where that segment started, e.g. the same ``--steps``
-    command run again with a larger N): (its series past ``prev_steps``, its wall time less
-    the segment's), after checking that what it logged up to there is what the joined curve
-    already holds (ValueError naming the entry otherwise); None for any other run."""
+    on (its run folder logs from where that run started, e.g. the same ``--steps`` command
+    run again with a larger N, any number of times): (its series past ``prev_steps``, its
+    wall time less that of the segments it logged before), after checking that what it
+    logged up to there is what the joined curve already holds (ValueError naming the entry
+    otherwise); None for any other run."""
     h = e["history"]
     start = int(h["lr_start"]) if h.get("lr_start") is not None else 0
-    if not (h["step"] and h["step"][0] <= prev_steps < int(e["steps"]) and start == last["steps"][0]
-            and e.get("run") is not None and e.get("run") == last.get("run")):
+    first = len(segments) - 1   # the segment where this run started: back over its earlier resumptions
+    while first > 0 and segments[first].get("resumed"):
+        first -= 1
+    if not (h["step"] and h["step"][0] <= prev_steps < int(e["steps"]) and start == segments[first]["steps"][0]
+            and e.get("run") is not None and all(seg.get("run") == e.get("run") for seg in segments[first:])):
         return None
     new = {}
     for k in SERIES:
@@ -59,7 +63,8 @@ def _resumed(e: dict, prev_steps: int, hist: dict, last: dict, name) -> tuple[di
                              f"{prev_steps} differs from the previous run's; expected the same run's log")
         new[k] = [v for x, v in zip(xs, vals) if x > prev_steps]
     wall = h.get("wall_s")
-    return new, (float(wall) - float(last.get("wall_s") or 0.0)) if wall is not None else None
+    before = sum(float(seg.get("wall_s") or 0.0) for seg in segments[first:])
+    return new, (float(wall) - before) if wall is not None else None
 
 
 def join(entries, sources=None) -> dict:
@@ -90,7 +95,7 @@ def join(entries, sources=None) -> dict:
             if diff:
                 raise ValueError(f"{name}: config differs from the previous run's on {diff}; expected one run "
                                  "continued (only the fields that do not define a run may change)")
-            resumed = _resumed(e, int(prev["steps"]), hist, segments[-1], name)
+            resumed = _resumed(e, int(prev["steps"]), hist, segments, name)
             if resumed is not None:   # the previous run resumed and extended: keep only its new steps
                 new, seg_wall = resumed
                 for k in SERIES:
