@@ -208,8 +208,12 @@ class Run:
             models, _, folder = _generator(self.ds, self.data, variant, self.P, steps, None)
             rec = experiments.generator_record(variant, models, folder)
             saved = weights.read_meta(variant, self.out / "weights")
-            if not rec["committed"] and saved is not None and saved.get("steps") == steps:   # this run's own copy
-                rec = experiments.saved_record(rec, variant, self.out / "weights")
+            if not rec["committed"] and saved is not None:
+                # this run's own copy of the state in the run folder (whose steps may exceed the schedule's,
+                # as saved weights are never trained backwards)
+                ckpt = load_checkpoint(folder, "cpu")
+                if ckpt is not None and saved.get("steps") == ckpt[2]["step"]:
+                    rec = experiments.saved_record(rec, variant, self.out / "weights")
             self.encoders[variant] = (models["phi_psi"].encoder, rec)
         return self.encoders[variant][0]
 

@@ -190,12 +190,14 @@ def test_fig5_stage_stops_its_sweep_at_k_max(tmp_path, monkeypatch):
     _names_its_saved_copy(rec, out)
     with pytest.raises(StaleCache):
         pipeline.run("embedded", out, ["fig5"], "tiny", 600.0, variants=["DG+AUG"])
-    # a later call of a run draws the encoder from its run folder, and names its saved copy too
+    # a later call of a run draws the encoder from its run folder, and names its saved copy too,
+    # also when that folder holds more steps than the run asked for (the first run's: never trained back)
     again = tmp_path / "again"
-    assert pipeline.run("embedded", again, ["generators"], "tiny", 600.0, variants=["DG+AUG"], k_max=500) == 0
-    assert pipeline.run("embedded", again, ["fig5"], "tiny", 600.0, variants=["DG+AUG"], k_max=500) == 0
+    assert pipeline.run("embedded", again, ["generators"], "tiny", None, variants=["DG+AUG"], k_max=500, steps=1) == 0
+    assert pipeline.run("embedded", again, ["fig5"], "tiny", None, variants=["DG+AUG"], k_max=500, steps=1) == 0
     rec2 = json.loads((again / "fig5.json").read_text())["meta"]["generators"]["DG+AUG"]
     _names_its_saved_copy(rec2, again)
+    assert rec2["steps"] == rec["steps"] > 1 and rec2["encoder_state_sha256"] == rec["encoder_state_sha256"]
 
 
 def _names_its_saved_copy(rec, out):
